@@ -1,0 +1,82 @@
+/**
+ * The contract between the gateway agent's command dispatcher (link/commands) and its DICOM side
+ * (`gateway-agent/src/dicom/`). The dispatcher verifies a command, then calls one of these; the DICOM side
+ * emits events through `emit`, which the agent writes to its durable outbox before anything is sent.
+ */
+import type {
+  EchoArgs,
+  JsonObject,
+  PacsFindArgs,
+  PacsRetrieveArgs,
+  WorklistAddArgs,
+  WorklistCancelArgs,
+} from '@scanrelay/protocol';
+
+/** A site event as the DICOM side raises it; the outbox adds `seq`. `subject` is the accession number. */
+export interface DicomEvent {
+  kind:
+    | 'worklist.added'
+    | 'worklist.cancelled'
+    | 'procedure.started'
+    | 'images.received'
+    | 'procedure.completed'
+    | 'procedure.discontinued'
+    | 'storage.committed'
+    | 'modality.status'
+    | 'retrieve.progress';
+  subject?: string;
+  at: number;
+  data: JsonObject;
+}
+
+/** A peer AE: title, host, port. Parsed from `AET@host:port`. */
+export interface DicomPeer {
+  aet: string;
+  host: string;
+  port: number;
+}
+
+export interface DicomOptions {
+  /** The gateway's own AE title (worklist, MPPS and storage SCP). */
+  aet: string;
+  /** Port for the SCPs (0 picks a free one; see `port()` after start). */
+  port: number;
+  /** Directory for the worklist store and received objects (mode 0700). */
+  stateDir: string;
+  pacs?: DicomPeer;
+  modalities: DicomPeer[];
+  /** Calling AE titles allowed to use the SCPs (default: the configured modalities and PACS). */
+  allowedCallingAets?: string[];
+  /** How long worklist items and received objects are kept, ms (default: until the end of the clinic day). */
+  retentionMs?: number;
+  /** Interval of C-ECHO checks of the modalities, ms (0 disables). */
+  echoIntervalMs?: number;
+  /** Receives every event; must persist it (outbox) before returning. */
+  emit: (event: DicomEvent) => Promise<void>;
+  now?: () => number;
+}
+
+export type WorklistAddResult = { existing: boolean };
+export class WorklistConflictError extends Error {
+  readonly reason = 'conflict';
+}
+
+export interface DicomService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Port the SCPs listen on. */
+  port(): number;
+  /** Idempotent by accession: same details → {existing: true}; different → throws WorklistConflictError. */
+  worklistAdd(args: WorklistAddArgs): Promise<WorklistAddResult>;
+  /** Removes the item; resolves {existed} so a retry is not a failure. */
+  worklistCancel(args: WorklistCancelArgs): Promise<{ existed: boolean }>;
+  /** C-ECHO a configured peer by AE title; emits modality.status. */
+  echo(args: EchoArgs): Promise<{ online: boolean; ms: number }>;
+  /** Study-level C-FIND on the PACS; results go in the command's completed detail. */
+  pacsFind(args: PacsFindArgs): Promise<{ studies: JsonObject[] }>;
+  /** C-MOVE with sub-operation progress. */
+  pacsRetrieve(
+    args: PacsRetrieveArgs,
+    onProgress: (p: { done: number; total: number; failed: number }) => void,
+  ): Promise<{ completed: number; failed: number; warning: number }>;
+}
