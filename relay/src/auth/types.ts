@@ -5,7 +5,7 @@
  * app's JWKS, gateway keys from the Registry, admin tokens and gateway enrolment (the HTTP API).
  * Every failure is an `AuthError` with a protocol error code, so the core can answer and close uniformly.
  */
-import type { CommandClaims, ErrorCode, SessionClaims } from '@scanrelay/protocol';
+import type { AdminClaims, CommandClaims, ErrorCode, SessionClaims } from '@scanrelay/protocol';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayRecord } from '../ports/registry.js';
 
@@ -62,6 +62,8 @@ export interface Authenticator {
    * `unauthenticated`, `token_expired`, `unknown_site`).
    */
   verifyCommand(token: string): Promise<VerifiedCommand>;
+  /** Verify an admin token (typ `scanrelay-admin+jwt`, scope `admin`) for the admin HTTP API. */
+  verifyAdmin(token: string): Promise<AdminClaims>;
   /** Re-check (cheaply, from the Registry) that a gateway is still active. */
   isGatewayActive(gatewayId: string): Promise<boolean>;
   /** Re-check that a session id has not been revoked. */
