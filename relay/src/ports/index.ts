@@ -24,3 +24,8 @@ export interface Ports {
   /** Close every port (in reverse order of dependence). */
   close(): Promise<void>;
 }
+
+export { type CreatePortsOptions, createPorts } from './create.js';
+export { PortError, type PortErrorCode } from './errors.js';
+export { DEFAULT_EVENT_LOG_LIMITS } from './event-log-shared.js';
+export { MemoryHub } from './memory-hub.js';

@@ -1,0 +1,174 @@
+/**
+ * In-memory CommandQueue: command records by `jti` (claim-once) and, per offline gateway, the ordered list of
+ * held commands. Everything a caller gets back is a copy, as it would be from Redis.
+ *
+ * Retention: a record is kept until `max(expiresAt, last state change) + retainMs` (default 10 min), so a
+ * replayed `jti` is refused for at least the token's lifetime (plus the verifier's clock tolerance) and a
+ * long-running command's late statuses (a C-MOVE can outlast its token) still route back to their browser.
+ * Expired records are purged lazily on access and by `reapExpired`.
+ */
+import type { CommandState } from '@scanrelay/protocol';
+import type { Clock } from '../core/clock.js';
+import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
+import { PortError } from './errors.js';
+import { assertId, assertTokenId } from './ids.js';
+
+export interface CommandQueueOptions {
+  /** How long a record outlives its token expiry or its last state change, ms. Default 10 min. */
+  retainMs?: number;
+}
+
+export const DEFAULT_COMMAND_RETAIN_MS = 10 * 60 * 1000;
+
+interface Entry {
+  record: CommandRecord;
+  keepUntil: number;
+}
+
+interface Held {
+  command: string;
+  expiresAt: number;
+}
+
+export class MemoryCommandQueue implements CommandQueue {
+  readonly #clock: Clock;
+  readonly #retainMs: number;
+  readonly #records = new Map<string, Entry>();
+  /** gateway → held commands, oldest first. */
+  readonly #held = new Map<string, Held[]>();
+
+  constructor(clock: Clock, options: CommandQueueOptions = {}) {
+    this.#clock = clock;
+    this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
+  }
+
+  async claim(record: CommandRecord): Promise<ClaimResult> {
+    validateRecord(record);
+    const existing = this.#live(record.command);
+    if (existing) return { ok: false, reason: 'duplicate' };
+    this.#records.set(record.command, {
+      record: clone(record),
+      keepUntil: Math.max(record.expiresAt, this.#clock.now()) + this.#retainMs,
+    });
+    return { ok: true };
+  }
+
+  async get(command: string): Promise<CommandRecord | undefined> {
+    assertTokenId(command, 'command id');
+    const entry = this.#live(command);
+    return entry ? clone(entry.record) : undefined;
+  }
+
+  async setState(command: string, state: CommandState): Promise<void> {
+    assertTokenId(command, 'command id');
+    const entry = this.#live(command);
+    if (!entry) return;
+    entry.record.state = state;
+    entry.keepUntil = Math.max(entry.keepUntil, this.#clock.now() + this.#retainMs);
+  }
+
+  async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {
+    assertTokenId(command, 'command id');
+    assertId(gateway, 'gateway');
+    if (!this.#live(command)) throw new PortError('unknown_command', `hold: command ${command} was never claimed`);
+    const queue = this.#queue(gateway);
+    const now = this.#clock.now();
+    if (queue.some((h) => h.command === command)) return { ok: true, depth: countLive(queue, now) };
+    const depth = countLive(queue, now);
+    if (depth >= maxDepth) return { ok: false, reason: 'full', depth };
+    queue.push({ command, expiresAt });
+    return { ok: true, depth: depth + 1 };
+  }
+
+  async take(gateway: string, now: number): Promise<CommandRecord[]> {
+    assertId(gateway, 'gateway');
+    const queue = this.#held.get(gateway);
+    if (!queue) return [];
+    const taken: CommandRecord[] = [];
+    const kept: Held[] = [];
+    for (const held of queue) {
+      // Expired ones stay for reapExpired, which reports them `expired` to their senders.
+      if (held.expiresAt <= now) kept.push(held);
+      else this.#pushRecord(taken, held.command);
+    }
+    this.#setQueue(gateway, kept);
+    return taken;
+  }
+
+  async reapExpired(now: number): Promise<CommandRecord[]> {
+    const reaped: CommandRecord[] = [];
+    for (const [gateway, queue] of this.#held) {
+      const kept: Held[] = [];
+      for (const held of queue) {
+        if (held.expiresAt <= now) this.#pushRecord(reaped, held.command);
+        else kept.push(held);
+      }
+      this.#setQueue(gateway, kept);
+    }
+    const clockNow = this.#clock.now();
+    for (const [command, entry] of this.#records) if (entry.keepUntil <= clockNow) this.#records.delete(command);
+    return reaped;
+  }
+
+  async dropGateway(gateway: string): Promise<CommandRecord[]> {
+    assertId(gateway, 'gateway');
+    const queue = this.#held.get(gateway) ?? [];
+    this.#held.delete(gateway);
+    const dropped: CommandRecord[] = [];
+    for (const held of queue) this.#pushRecord(dropped, held.command);
+    return dropped;
+  }
+
+  async depth(gateway: string): Promise<number> {
+    assertId(gateway, 'gateway');
+    return countLive(this.#held.get(gateway) ?? [], this.#clock.now());
+  }
+
+  async close(): Promise<void> {}
+
+  #live(command: string): Entry | undefined {
+    const entry = this.#records.get(command);
+    if (entry && entry.keepUntil <= this.#clock.now()) {
+      this.#records.delete(command);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #pushRecord(out: CommandRecord[], command: string): void {
+    // A held command always has a record: records outlive their token expiry by retainMs.
+    const entry = this.#records.get(command);
+    if (entry) out.push(clone(entry.record));
+  }
+
+  #queue(gateway: string): Held[] {
+    let queue = this.#held.get(gateway);
+    if (!queue) {
+      queue = [];
+      this.#held.set(gateway, queue);
+    }
+    return queue;
+  }
+
+  #setQueue(gateway: string, queue: Held[]): void {
+    if (queue.length === 0) this.#held.delete(gateway);
+    else this.#held.set(gateway, queue);
+  }
+}
+
+function countLive(queue: Held[], now: number): number {
+  let n = 0;
+  for (const held of queue) if (held.expiresAt > now) n++;
+  return n;
+}
+
+export function validateRecord(record: CommandRecord): void {
+  assertTokenId(record.command, 'command id (jti)');
+  assertId(record.gateway, 'command gateway');
+  assertId(record.site, 'command site');
+  if (!Number.isSafeInteger(record.expiresAt)) throw new PortError('invalid_id', 'command expiresAt must be ms epoch');
+}
+
+function clone(record: CommandRecord): CommandRecord {
+  return { ...record, origin: { ...record.origin } };
+}

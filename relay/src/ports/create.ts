@@ -1,0 +1,71 @@
+/**
+ * createPorts — the ONE place that chooses the relay's backends: in-memory (plus the file registry) when no
+ * Redis is configured, Redis (single node or Cluster) when `redisUrl` is set.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { MemoryBus } from './bus-memory.js';
+import { MemoryCommandQueue } from './command-queue-memory.js';
+import type { EventLogLimits } from './event-log.js';
+import { MemoryEventLog } from './event-log-memory.js';
+import { validateLimits } from './event-log-shared.js';
+import { assertNodeId } from './ids.js';
+import type { Ports } from './index.js';
+import { MemoryHub, type SharedStores } from './memory-hub.js';
+import { MemoryPresence } from './presence-memory.js';
+import { FileRegistry } from './registry-file.js';
+
+export interface CreatePortsOptions {
+  /**
+   * `SCANRELAY_REDIS_URL`: unset → embedded memory ports; one `redis://` / `rediss://` URL → one Redis;
+   * several URLs (array) → Redis Cluster seed nodes.
+   */
+  redisUrl?: string | string[];
+  /** `SCANRELAY_DATA_DIR`: where the embedded registry file lives (unused with Redis). */
+  dataDir: string;
+  /** `SCANRELAY_NODE_ID`: this node's id (names its `node:<id>` channel and its presence records). */
+  nodeId: string;
+  clock: Clock;
+  logger: Logger;
+  /** History bounds per site. */
+  eventLog: EventLogLimits;
+  /** Memory only: share the bus and stores with other nodes in this process (tests). */
+  memoryHub?: MemoryHub;
+}
+
+export async function createPorts(opts: CreatePortsOptions): Promise<Ports> {
+  assertNodeId(opts.nodeId, 'SCANRELAY_NODE_ID');
+  validateLimits(opts.eventLog);
+  const redisUrls = opts.redisUrl === undefined ? [] : Array.isArray(opts.redisUrl) ? opts.redisUrl : [opts.redisUrl];
+  if (redisUrls.length > 0) {
+    const { createRedisPorts } = await import('./create-redis.js');
+    return createRedisPorts({ ...opts, redisUrls });
+  }
+  return createMemoryPorts(opts);
+}
+
+async function createMemoryPorts(opts: CreatePortsOptions): Promise<Ports> {
+  const logger = opts.logger.child({ component: 'ports', backend: 'memory' });
+  const make = async (): Promise<SharedStores> => ({
+    eventLog: new MemoryEventLog(opts.eventLog, opts.clock),
+    presence: new MemoryPresence(opts.clock),
+    commands: new MemoryCommandQueue(opts.clock),
+    registry: await FileRegistry.open(opts.dataDir, opts.clock),
+  });
+  const hub = opts.memoryHub;
+  const stores = hub ? await hub.stores(make) : await make();
+  const bus = new MemoryBus(hub?.bus, logger);
+  return {
+    bus,
+    ...stores,
+    async close() {
+      await bus.close();
+      // Shared stores belong to the hub; a node leaving must not close them under the others.
+      if (hub) return;
+      await Promise.all([stores.commands.close(), stores.presence.close(), stores.eventLog.close()]);
+      await stores.registry.close();
+    },
+  };
+}
+
+export { MemoryHub };
