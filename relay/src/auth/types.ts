@@ -5,8 +5,9 @@
  * app's JWKS, gateway keys from the Registry, admin tokens and gateway enrolment (the HTTP API).
  * Every failure is an `AuthError` with a protocol error code, so the core can answer and close uniformly.
  */
-import type { AdminClaims, CommandClaims, ErrorCode, SessionClaims } from '@scanrelay/protocol';
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AdminClaims, CommandClaims, ErrorCode, SessionClaims } from '@scanrelay/protocol';
 import type { GatewayRecord } from '../ports/registry.js';
 
 /** Why a token or request was refused. `code` is a protocol error code; `reason` is for metrics and logs. */
