@@ -1,0 +1,276 @@
+/**
+ * The gateway agent: wires the relay link, command verification, the replay guard, the DICOM side and the
+ * durable outbox.
+ *
+ * ```
+ *   relay ──command──▶ link ──▶ dispatcher ──verify, claim jti (fsync)──▶ DicomService (E)
+ *     ▲                  │           │ command.status (queued while offline)      │ emit(event)
+ *     │                  │           ▼                                            ▼
+ *     └──event{seq}──────┴──── pump ◀──────────── outbox (fsync before send; removed on event.ack)
+ * ```
+ *
+ * Programmatic use (the demo stack and deploy tests):
+ * ```ts
+ * import { loadConfig, startAgent } from '@scanrelay/gateway-agent';
+ * const agent = await startAgent({ config: loadConfig({ env: process.env }) });
+ * agent.status();            // link state, outbox health, pending commands
+ * await agent.stop();        // or: const exit = await agent.done  (revoked → exit.fatal)
+ * ```
+ */
+import { join } from 'node:path';
+import type { CommandDelivery, GatewayWelcome } from '@scanrelay/protocol';
+import { CommandDispatcher, type StatusReport } from './commands/dispatch.js';
+import { PinnedKeys } from './commands/pinned-keys.js';
+import { ReplayGuard } from './commands/replay-guard.js';
+import { CommandVerifier } from './commands/verifier.js';
+import type { GatewayConfig } from './config.js';
+import { gatewayEndpoint } from './config.js';
+import type { DicomOptions, DicomService } from './dicom/types.js';
+import { GatewayError } from './errors.js';
+import { loadIdentity, signAssertion } from './keys/identity.js';
+import { GatewayLink, type LinkOptions } from './link/link.js';
+import type { LinkState, StopInfo } from './link/types.js';
+import { createLogger, type Logger } from './log.js';
+import { Outbox, type OutboxStatus } from './outbox/outbox.js';
+import { ensurePrivateDir } from './util/durable.js';
+
+/** Link timing overrides (tests use short ones; production keeps the defaults). */
+export type LinkTuning = Partial<
+  Pick<LinkOptions, 'pingIntervalMs' | 'deadAfterMs' | 'helloTimeoutMs' | 'stableAfterMs' | 'backoff'>
+>;
+
+export interface StartAgentOptions {
+  /** Validated settings (see `loadConfig`). */
+  config: GatewayConfig;
+  /** Default: pino JSON on stderr at `config.logLevel`. */
+  logger?: Logger;
+  /**
+   * Builds the DICOM side. Default: `createDicomService` from ./dicom (the real SCPs on `config.dicomPort`).
+   */
+  createDicom?: (opts: DicomOptions) => DicomService;
+  link?: LinkTuning;
+  /** Events sent but not yet acknowledged, at most (default 1000). */
+  sendWindow?: number;
+  now?: () => number;
+}
+
+/** How the agent ended. */
+export interface AgentExit {
+  /** `requested`, or why the relay refused the gateway for good (e.g. `revoked`). */
+  reason: string;
+  /** True when the agent stopped on its own because it cannot continue (the CLI exits non-zero). */
+  fatal: boolean;
+  message: string;
+}
+
+export interface AgentStatus {
+  gateway: string;
+  site: string;
+  link: LinkState;
+  relayUrl: string;
+  outbox: OutboxStatus;
+  /** Commands accepted and not yet finished. */
+  commandsInFlight: number;
+  /** Command statuses waiting for the link to come back. */
+  statusesQueued: number;
+}
+
+export interface Agent {
+  readonly gateway: string;
+  readonly site: string;
+  status(): AgentStatus;
+  /** Port the DICOM SCPs listen on. */
+  dicomPort(): number;
+  /** Resolves when the agent has stopped (stop() called, or the relay refused it for good). */
+  readonly done: Promise<AgentExit>;
+  /** Stop: no new commands, let running ones finish (up to 10 s), flush and close everything. */
+  stop(): Promise<void>;
+}
+
+/** Most command statuses held while offline; older non-terminal ones are dropped first past this. */
+const MAX_QUEUED_STATUSES = 10_000;
+
+/** Start the gateway agent. Throws GatewayError (`not_activated`, `keys_invalid`, …) when it cannot start. */
+export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
+  const config = opts.config;
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const now = opts.now ?? Date.now;
+  await ensurePrivateDir(config.stateDir);
+  const identity = await loadIdentity(config.stateDir);
+  const urls = config.relayUrls.length > 0 ? config.relayUrls : [gatewayEndpoint(identity.relay)];
+  const keys = await PinnedKeys.open(config.manageJwks, log);
+  const verifier = new CommandVerifier({
+    keys,
+    issuer: config.manageIssuer,
+    gatewayId: identity.gateway,
+    site: identity.site,
+    now,
+  });
+  const outbox = await Outbox.open({
+    dir: join(config.stateDir, 'outbox'),
+    logger: log,
+    maxEvents: config.outboxMaxEvents,
+    maxBytes: config.outboxMaxBytes,
+  });
+  const guard = await ReplayGuard.open({ dir: join(config.stateDir, 'replay'), logger: log, now });
+  const dicomDir = join(config.stateDir, 'dicom');
+  await ensurePrivateDir(dicomDir);
+  const createDicom = opts.createDicom ?? (await defaultDicomFactory());
+  const dicom = createDicom({
+    aet: config.aet,
+    port: config.dicomPort,
+    stateDir: dicomDir,
+    ...(config.pacs ? { pacs: config.pacs } : {}),
+    modalities: config.modalities,
+    ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {}),
+    echoIntervalMs: config.echoIntervalMs,
+    emit: async (event) => {
+      await outbox.append(event);
+    },
+    now,
+  });
+  try {
+    await dicom.start();
+  } catch (err) {
+    await outbox.close();
+    await guard.close();
+    throw err;
+  }
+
+  const link = new GatewayLink({
+    urls,
+    gatewayId: identity.gateway,
+    site: identity.site,
+    assertion: () => signAssertion(identity, config.audience, now()),
+    logger: log,
+    codec: config.codec,
+    now,
+    ...opts.link,
+  });
+
+  // ── command statuses: sent at once when online, queued in order while offline ──
+  const statusQueue: StatusReport[] = [];
+  const report = (status: StatusReport): void => {
+    if (statusQueue.length === 0 && link.send({ type: 'command.status', ...status })) return;
+    if (statusQueue.length >= MAX_QUEUED_STATUSES) {
+      const i = statusQueue.findIndex((s) => s.state === 'progress' || s.state === 'running' || s.state === 'verified');
+      statusQueue.splice(i === -1 ? 0 : i, 1);
+      log.warn('too many command statuses queued while offline; dropped the oldest intermediate one');
+    }
+    statusQueue.push(status);
+  };
+  const flushStatuses = (): void => {
+    while (statusQueue.length > 0 && link.send({ type: 'command.status', ...statusQueue[0]! })) statusQueue.shift();
+  };
+
+  const dispatcher = new CommandDispatcher({
+    verifier,
+    guard,
+    dicom,
+    refuseNewWork: () => outbox.refusesNewWork(),
+    report,
+    logger: log,
+    now,
+  });
+
+  // ── event pump: resend after welcome.acked, then stream; bounded in-flight window ──
+  const window = opts.sendWindow ?? 1000;
+  let sentUpTo = 0;
+  let pumpTimer: NodeJS.Timeout | undefined;
+  const pump = (): void => {
+    if (link.state !== 'online') return;
+    while (sentUpTo - outbox.acked < window) {
+      if (!link.canSend()) {
+        // Socket backed up: try again shortly rather than queueing unbounded bytes in memory.
+        pumpTimer ??= setTimeout(() => {
+          pumpTimer = undefined;
+          pump();
+        }, 50);
+        return;
+      }
+      const batch = outbox.pendingAfter(sentUpTo, Math.min(256, window - (sentUpTo - outbox.acked)));
+      if (batch.length === 0) return;
+      for (const event of batch) {
+        if (!link.send({ type: 'event', ...event })) return;
+        sentUpTo = event.seq;
+      }
+    }
+  };
+
+  link.on('online', (welcome: GatewayWelcome) => {
+    const local = outbox.acked;
+    if (welcome.acked < local)
+      log.warn(
+        { relayAcked: welcome.acked, localAcked: local },
+        'the relay holds fewer events than it acknowledged before (relay data lost?); events up to the local mark cannot be resent',
+      );
+    outbox.ack(welcome.acked);
+    sentUpTo = Math.max(welcome.acked, outbox.acked);
+    pump();
+    flushStatuses();
+  });
+  link.on('ack', (seq: number) => {
+    outbox.ack(seq);
+    pump();
+  });
+  outbox.on('appended', () => pump());
+  link.on('command', (delivery: CommandDelivery) => {
+    void dispatcher.handle(delivery);
+  });
+
+  let stopping: Promise<void> | undefined;
+  let resolveDone!: (exit: AgentExit) => void;
+  const done = new Promise<AgentExit>((resolve) => {
+    resolveDone = resolve;
+  });
+
+  const shutdown = (exit: AgentExit): Promise<void> => {
+    stopping ??= (async () => {
+      await link.stop();
+      if (pumpTimer) clearTimeout(pumpTimer);
+      await Promise.race([dispatcher.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      await dicom.stop().catch((err: unknown) => log.error({ err }, 'DICOM side did not stop cleanly'));
+      await outbox.close().catch((err: unknown) => log.error({ err }, 'outbox did not close cleanly'));
+      await guard.close().catch((err: unknown) => log.error({ err }, 'replay guard did not close cleanly'));
+      log.info({ reason: exit.reason }, 'gateway agent stopped');
+      resolveDone(exit);
+    })();
+    return stopping;
+  };
+
+  void link.stopped.then((info: StopInfo) => {
+    if (info.reason !== 'requested') void shutdown({ reason: info.reason, fatal: true, message: info.message });
+  });
+
+  link.start();
+  log.info(
+    { gateway: identity.gateway, site: identity.site, relays: urls, dicomPort: dicom.port(), keys: keys.count },
+    'gateway agent started',
+  );
+
+  return {
+    gateway: identity.gateway,
+    site: identity.site,
+    status: () => ({
+      gateway: identity.gateway,
+      site: identity.site,
+      link: link.state,
+      relayUrl: link.url,
+      outbox: outbox.status(),
+      commandsInFlight: dispatcher.inFlight,
+      statusesQueued: statusQueue.length,
+    }),
+    dicomPort: () => dicom.port(),
+    done,
+    stop: () => shutdown({ reason: 'requested', fatal: false, message: 'stopped on request' }),
+  };
+}
+
+async function defaultDicomFactory(): Promise<(opts: DicomOptions) => DicomService> {
+  // Resolved at run time: the DICOM side (./dicom/index.ts) is built alongside by its own owner.
+  const specifier = './dicom/index.js';
+  const mod = (await import(specifier)) as { createDicomService?: (opts: DicomOptions) => DicomService };
+  if (typeof mod.createDicomService !== 'function')
+    throw new GatewayError('config_invalid', 'the DICOM module does not export createDicomService');
+  return mod.createDicomService;
+}

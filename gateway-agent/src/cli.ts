@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+/**
+ * `scanrelay-gateway` — the site gateway agent's command line.
+ *
+ *   scanrelay-gateway activate --relay <url> --code <code> [--config file.json] [--force]
+ *   scanrelay-gateway run [--config file.json]
+ *   scanrelay-gateway simulate-modality [simulator flags]    (see `simulate-modality --help`)
+ *
+ * Exit codes: 0 done; 1 the agent stopped because it cannot continue (e.g. revoked) or a runtime failure;
+ * 2 bad usage or configuration (the message names the setting and the fix).
+ */
+import { parseArgs } from 'node:util';
+import { startAgent } from './agent.js';
+import { loadConfig, SETTINGS } from './config.js';
+import { GatewayError } from './errors.js';
+import { activate } from './keys/activate.js';
+import { createLogger } from './log.js';
+
+const MAIN_HELP = `scanrelay-gateway — ScanRelay site gateway agent
+
+Usage:
+  scanrelay-gateway activate --relay <url> --code <code>   enrol this gateway with a relay
+  scanrelay-gateway run                                    run the agent
+  scanrelay-gateway simulate-modality [options]            run the modality simulator
+  scanrelay-gateway <command> --help                       help for one command
+
+Every command accepts --config <file.json> (settings as a JSON object; the environment wins).
+`;
+
+const SETTINGS_HELP = Object.entries(SETTINGS)
+  .map(([name, what]) => `  ${name}\n      ${what}`)
+  .join('\n');
+
+const ACTIVATE_HELP = `scanrelay-gateway activate --relay <url> --code <code> [--config file.json] [--force]
+
+Enrols this gateway: makes a P-256 key pair here (the private key never leaves this machine; it is written
+mode 0600 to the state directory), proves possession of it over the one-time code, and stores the identity
+({gateway, site, relay}) the relay assigns.
+
+  --relay <url>     the relay's base URL, e.g. https://relay.example.org
+  --code <code>     the activation code from the relay operator (single use, expires)
+  --force           replace an existing identity (re-enrolment)
+  --config <file>   settings file (only SCANRELAY_GATEWAY_STATE_DIR matters here)
+`;
+
+const RUN_HELP = `scanrelay-gateway run [--config file.json]
+
+Runs the agent: one outbound WebSocket to the relay (no inbound port), command verification, the DICOM
+worklist/MPPS/storage SCPs, and the durable outbox. Stops with exit code 1 if the relay revokes the gateway.
+SIGTERM/SIGINT stop it cleanly.
+
+Settings (environment, or the --config file; environment wins):
+${SETTINGS_HELP}
+`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`scanrelay-gateway: ${message}\n`);
+  process.exit(code);
+}
+
+async function cmdActivate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      relay: { type: 'string' },
+      code: { type: 'string' },
+      config: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(ACTIVATE_HELP);
+    return 0;
+  }
+  if (!values.relay) fail('activate needs --relay <url> (the relay base URL, e.g. https://relay.example.org)');
+  if (!values.code) fail('activate needs --code <code> (the activation code from the relay operator)');
+  const config = loadConfig({ configFile: values.config, purpose: 'activate' });
+  const identity = await activate({
+    relay: values.relay,
+    code: values.code,
+    stateDir: config.stateDir,
+    force: values.force ?? false,
+  });
+  process.stdout.write(
+    `activated: gateway ${identity.gateway}, site ${identity.site}, relay ${identity.relay}\n` +
+      `identity and key stored in ${config.stateDir}; start the agent with: scanrelay-gateway run\n`,
+  );
+  return 0;
+}
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const config = loadConfig({ configFile: values.config, purpose: 'run' });
+  const logger = createLogger(config.logLevel);
+  const agent = await startAgent({ config, logger });
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'stopping on signal');
+    void agent.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const exit = await agent.done;
+  if (exit.fatal) {
+    process.stderr.write(`scanrelay-gateway: stopped: ${exit.reason}: ${exit.message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function cmdSimulate(argv: string[]): Promise<number> {
+  // The simulator (./simulator) owns its flags and help.
+  const specifier = './simulator/index.js';
+  const mod = (await import(specifier)) as { simulatorMain?: (argv: string[]) => Promise<number> };
+  if (typeof mod.simulatorMain !== 'function') fail('this build has no modality simulator', 1);
+  return mod.simulatorMain(argv);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'activate':
+      return cmdActivate(rest);
+    case 'run':
+      return cmdRun(rest);
+    case 'simulate-modality':
+      return cmdSimulate(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(MAIN_HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(MAIN_HELP);
+      return fail(`unknown command "${command.slice(0, 32)}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof GatewayError) fail(err.message, err.code === 'config_invalid' ? 2 : 1);
+    if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) fail((err as Error).message);
+    process.stderr.write(`scanrelay-gateway: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
