@@ -54,11 +54,40 @@ export interface DicomOptions {
   /** Receives every event; must persist it (outbox) before returning. */
   emit: (event: DicomEvent) => Promise<void>;
   now?: () => number;
+  /**
+   * Interface the SCPs bind to (default `0.0.0.0`: modalities reach the gateway over the site LAN). The SCP
+   * runs on its own `net.Server`, not dcmjs-dimse's `Server.listen(port)`, which always binds every
+   * interface; production sites still firewall the DICOM port to their modalities and PACS.
+   */
+  host?: string;
+  /** pino-compatible logger (default: silent). Never receives patient data from the DICOM side. */
+  logger?: DicomLogger;
+  /** Forward every received object to the PACS (C-STORE, one at a time) when a PACS is configured (default false). */
+  forwardToPacs?: boolean;
+  /** Timeout of one SCU operation against a peer (association, each response), ms (default 30 000). */
+  scuTimeoutMs?: number;
+  /** Hour (0–23, local time) the clinic day ends, used when `retentionMs` is not set (default 23 → 23:59:59). */
+  clinicDayEndHour?: number;
+  /**
+   * Storage commitment results the PACS sends back on a new association are accepted for this long after
+   * the request, ms (default 10 minutes).
+   */
+  commitmentTimeoutMs?: number;
+}
+
+/** The subset of a pino logger the DICOM side uses. */
+export interface DicomLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
 }
 
 export type WorklistAddResult = { existing: boolean };
 export class WorklistConflictError extends Error {
   readonly reason = 'conflict';
+  /** Stable code for logs and branching (see `DicomError` for the other DICOM failures). */
+  readonly code = 'worklist_conflict';
 }
 
 export interface DicomService {

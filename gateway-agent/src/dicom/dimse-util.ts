@@ -1,0 +1,34 @@
+/** Small typed bridges over dcmjs-dimse 0.3.3's typings. */
+import dimse from 'dcmjs-dimse';
+
+/** A dcmjs "naturalized" dataset: keyword → value, sequences as arrays, person names as `[{Alphabetic}]`. */
+export type Naturalized = Record<string, unknown>;
+
+/**
+ * The naturalized dataset of a request. (dcmjs-dimse's typings build Request from a ts-mixer mixin whose
+ * types do not resolve here, so `getDataset` is reached through this one typed cast.)
+ */
+export function datasetOf(request: unknown): Naturalized {
+  const ds = (request as { getDataset(): { getElements(): Naturalized } | undefined }).getDataset();
+  return ds?.getElements() ?? {};
+}
+
+/** The event-emitter side of a dcmjs-dimse object (its AsyncEventEmitter2 base is untyped here). */
+export function emitterOf(x: unknown): { on(event: string, listener: (...args: never[]) => void): void } {
+  return x as { on(event: string, listener: (...args: never[]) => void): void };
+}
+
+/**
+ * dcmjs-dimse logs every association and DIMSE message to the console at trace level by default (its
+ * loglevel logger is enabled with `enableAll`). The gateway logs through pino instead; keep the library to
+ * errors, which never include datasets (`logDatasets` stays off).
+ */
+export function quietDimseLog(level: 'silent' | 'error' | 'warn' = 'silent'): void {
+  dimse.log.setLevel(level);
+}
+
+/** Attach a dataset to a request (see `datasetOf` for why this goes through a cast). */
+export function withDataset<R>(request: R, elements: Naturalized): R {
+  (request as unknown as { setDataset(ds: dimse.Dataset): void }).setDataset(new dimse.Dataset(elements));
+  return request;
+}
