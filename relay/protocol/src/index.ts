@@ -17,6 +17,7 @@ export * from './limits.js';
 export * from './messages.js';
 export * from './schema.js';
 export * from './tokens.js';
+export * from './webtransport-socket.js';
 
 /** Protocol version implemented by this package. */
 export const PROTOCOL_VERSION = 1;
