@@ -1,0 +1,262 @@
+/**
+ * The command lifecycle on the relay side.
+ *
+ * ```
+ * browser command{ref,token}
+ *   │ verifyCommand (signature, issuer, aud = an active gateway of the token's site)      → error{ref}
+ *   │ session lists the site; token sub = session sub; session not revoked                → error{ref} forbidden
+ *   │ CommandQueue.claim(jti)   (once, cluster-wide)                                       → error{ref} bad_message
+ *   │ CommandQueue.hold(gateway, cap)                                                      → error{ref} gateway_offline
+ *   ▼ accepted
+ *   ├─ gateway online (Presence) → Bus node:<its node> {wake}  → that node takes the held commands → delivered
+ *   └─ offline → queued … gateway connects (any node) → take → delivered   |   token exp → expired (reaper)
+ * gateway command.status → verified | rejected | running | progress | completed | failed
+ * ```
+ *
+ * Every command passes through the held queue, even when its gateway is online: the queue is durable and
+ * take-once, so a lost Bus `wake` only delays a command (the owning node re-takes every few seconds), never
+ * loses it, and two nodes never deliver it twice. Every state goes to the sender (Bus `node:<origin node>`,
+ * with its `ref`) and to the site's channel as a `command.status` event. One audit line per command at its
+ * final state.
+ */
+import {
+  type CommandRequest,
+  type CommandState,
+  GATEWAY_STATES,
+  type GatewayCommandStatus,
+  isJsonObject,
+  type JsonObject,
+  type Progress,
+  TERMINAL_STATES,
+} from '@scanrelay/protocol';
+import type { Logger } from 'pino';
+import { AuthError, type Authenticator, type VerifiedCommand } from '../auth/types.js';
+import type { RelayLimits } from '../config.js';
+import type { RelayMetrics } from '../observability/metrics.js';
+import type { Bus } from '../ports/bus.js';
+import type { CommandQueue, CommandRecord } from '../ports/command-queue.js';
+import type { Presence } from '../ports/presence.js';
+import { nodeChannel, type StatusPayload, toBus, type WakePayload } from './bus-messages.js';
+import type { Clock } from './clock.js';
+import type { BrowserConn, GatewayConn } from './connection.js';
+import type { Events } from './events.js';
+
+/** Command ids as the protocol carries them (`command` fields). */
+const COMMAND_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Re-holding a command whose delivery failed must not be refused by the cap it already passed. */
+const REHOLD_DEPTH = Number.MAX_SAFE_INTEGER;
+
+/** How the command service finds sockets on this node. */
+export interface LocalSockets {
+  browser(connectionId: string): BrowserConn | undefined;
+  gateway(gatewayId: string): GatewayConn | undefined;
+}
+
+export interface CommandsDeps {
+  nodeId: string;
+  queue: CommandQueue;
+  presence: Presence;
+  bus: Bus;
+  auth: Authenticator;
+  events: Events;
+  local: LocalSockets;
+  clock: Clock;
+  limits: RelayLimits;
+  metrics: RelayMetrics;
+  logger: Logger;
+}
+
+export class Commands {
+  constructor(private readonly d: CommandsDeps) {}
+
+  /** A browser's `command`. */
+  async submit(conn: BrowserConn, msg: CommandRequest): Promise<void> {
+    const { ref } = msg;
+    const { auth, queue, clock, limits, metrics } = this.d;
+    let verified: VerifiedCommand;
+    try {
+      verified = await auth.verifyCommand(msg.token);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      metrics.authRejections.inc({ role: 'command', reason: err.reason });
+      conn.error(err.code, err.message, ref);
+      return;
+    }
+    const c = verified.claims;
+    if (!conn.sites.has(c.site)) {
+      metrics.authRejections.inc({ role: 'command', reason: 'site_not_in_session' });
+      conn.error('forbidden', `site "${c.site}" is not in this session's sites; the command was not forwarded`, ref);
+      return;
+    }
+    if (c.sub !== conn.sub) {
+      metrics.authRejections.inc({ role: 'command', reason: 'sub_mismatch' });
+      conn.error('forbidden', "the command token's sub is not this session's user; not forwarded", ref);
+      return;
+    }
+    if (!COMMAND_ID.test(c.jti)) {
+      conn.error('bad_message', 'the command token jti must match ^[A-Za-z0-9._:-]{1,128}$', ref);
+      return;
+    }
+    if (!(await auth.isSessionActive(conn.sid))) {
+      conn.fail('revoked', 'this session was revoked');
+      return;
+    }
+    const now = clock.now();
+    const record: CommandRecord = {
+      command: c.jti,
+      gateway: verified.gateway.id,
+      site: c.site,
+      cmd: c.cmd,
+      token: msg.token,
+      origin: { node: this.d.nodeId, connection: conn.id, ref, sub: conn.sub, session: conn.sid },
+      expiresAt: verified.expiresAt,
+      acceptedAt: now,
+      state: 'accepted',
+    };
+    const claim = await queue.claim(record);
+    if (!claim.ok) {
+      metrics.authRejections.inc({ role: 'command', reason: 'jti_replay' });
+      conn.error('bad_message', 'this command token was already used (its jti was seen before)', ref);
+      return;
+    }
+    const held = await queue.hold(record.command, record.gateway, record.expiresAt, limits.maxHeldCommandsPerGateway);
+    if (!held.ok) {
+      await queue.setState(record.command, 'rejected');
+      metrics.commands.inc({ state: 'refused' });
+      this.#audit(record, 'refused_queue_full');
+      conn.error(
+        'gateway_offline',
+        `gateway "${record.gateway}" already has ${held.depth} commands waiting; nothing was held, retry later`,
+        ref,
+      );
+      return;
+    }
+    await this.#report(record, 'accepted');
+    const live = await this.d.presence.get(record.gateway);
+    if (live) {
+      const wake: WakePayload = { kind: 'wake', gateway: record.gateway };
+      await this.d.bus.publish(nodeChannel(live.node), toBus(wake));
+    } else {
+      await queue.setState(record.command, 'queued');
+      await this.#report(record, 'queued');
+    }
+  }
+
+  /** A gateway's `command.status` for a command delivered to it. */
+  async fromGateway(conn: GatewayConn, msg: GatewayCommandStatus): Promise<void> {
+    if (!GATEWAY_STATES.has(msg.state)) {
+      conn.badMessage(`state "${msg.state}" is set by the relay, not by a gateway`);
+      return;
+    }
+    const record = await this.d.queue.get(msg.command);
+    if (!record || record.gateway !== conn.gateway) {
+      // Not ours to report on (or forgotten after retention): refuse without routing anything anywhere.
+      conn.error('forbidden', `command "${msg.command}" is not a command of this gateway`);
+      return;
+    }
+    if (TERMINAL_STATES.has(record.state)) return; // already final: a resend after reconnect
+    await this.d.queue.setState(record.command, msg.state);
+    record.state = msg.state;
+    await this.#report(record, msg.state, msg.detail, msg.progress);
+  }
+
+  /**
+   * Deliver everything held for `gateway` if its live socket is on this node. Called on gateway hello, on a
+   * Bus `wake`, and periodically (a lost wake only delays a command).
+   */
+  async deliverHeld(gateway: string): Promise<void> {
+    const conn = this.d.local.gateway(gateway);
+    if (!conn?.isOpen) return;
+    const { queue, clock } = this.d;
+    const records = await queue.take(gateway, clock.now());
+    for (const record of records) {
+      const sent =
+        conn.isOpen &&
+        conn.send({
+          type: 'command',
+          command: record.command,
+          token: record.token,
+          from: { sub: record.origin.sub, session: record.origin.session },
+        });
+      if (!sent) {
+        // The socket went away mid-batch: keep the command for the next connection of this gateway.
+        await queue.hold(record.command, gateway, record.expiresAt, REHOLD_DEPTH);
+        continue;
+      }
+      await queue.setState(record.command, 'delivered');
+      record.state = 'delivered';
+      await this.#report(record, 'delivered');
+    }
+  }
+
+  /** Held commands whose tokens ran out: `expired` to their senders. */
+  async reapExpired(): Promise<void> {
+    const expired = await this.d.queue.reapExpired(this.d.clock.now());
+    for (const record of expired) {
+      await this.d.queue.setState(record.command, 'expired');
+      await this.#report(record, 'expired');
+    }
+  }
+
+  /** A gateway was revoked: its held commands end `rejected` (reason `gateway_revoked`). */
+  async dropGateway(gateway: string): Promise<void> {
+    const dropped = await this.d.queue.dropGateway(gateway);
+    for (const record of dropped) {
+      await this.d.queue.setState(record.command, 'rejected');
+      await this.#report(record, 'rejected', {
+        reason: 'gateway_revoked',
+        message: 'the gateway was revoked before the command could be delivered',
+      });
+    }
+  }
+
+  /** A Bus `status` for a browser on this node. */
+  deliverStatus(p: StatusPayload): void {
+    const conn = this.d.local.browser(p.connection);
+    if (!conn?.isOpen) return;
+    const msg: Record<string, unknown> = { type: 'command.status', ref: p.ref, command: p.command, state: p.state };
+    if (p.detail !== undefined) msg.detail = p.detail;
+    if (p.progress !== undefined) msg.progress = p.progress;
+    conn.send(msg as never);
+  }
+
+  async #report(record: CommandRecord, state: CommandState, detail?: JsonObject, progress?: Progress): Promise<void> {
+    this.d.metrics.commands.inc({ state });
+    const status: StatusPayload = {
+      kind: 'status',
+      connection: record.origin.connection,
+      ref: record.origin.ref,
+      command: record.command,
+      state,
+      ...(detail !== undefined ? { detail } : {}),
+      ...(progress !== undefined ? { progress } : {}),
+    };
+    // Through the Bus even when the sender is on this node: one path for one node and many.
+    await this.d.bus.publish(nodeChannel(record.origin.node), toBus(status));
+    const data: JsonObject = { command: record.command, state };
+    if (progress !== undefined) data.progress = { done: progress.done, total: progress.total };
+    if (detail !== undefined) {
+      // One level deeper inside `data`: keep it only if it still fits the protocol's nesting limit.
+      const withDetail = { ...data, detail };
+      if (isJsonObject(withDetail)) data.detail = detail;
+    }
+    await this.d.events.relayEvent(record.site, record.gateway, 'command.status', data);
+    if (TERMINAL_STATES.has(state)) this.#audit(record, state);
+  }
+
+  /** The audit line: ids and the outcome only — never the token, the args or any detail. */
+  #audit(record: CommandRecord, state: string): void {
+    this.d.logger.info(
+      {
+        audit: 'command',
+        jti: record.command,
+        user: record.origin.sub,
+        site: record.site,
+        gateway: record.gateway,
+        cmd: record.cmd,
+        state,
+      },
+      'command finished',
+    );
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Site fan-out. A node holds ONE Bus subscription per site however many of its sockets watch that site, and
+ * fans each message out locally, encoding it once per codec (not once per subscriber).
+ *
+ * ```
+ *  Bus site:<s> ──▶ onSite ──▶ encode lazily {json?, msgpack?} ──▶ each watcher of s on this node
+ *                                                                  ├─ catching up: buffer (subscriptions.ts)
+ *                                                                  └─ live: sendFrame (cut if over its cap)
+ * ```
+ */
+import {
+  type Codec,
+  encodeMessage,
+  type Presence as PresenceMessage,
+  type RelayToBrowser,
+  type SiteEvent,
+} from '@scanrelay/protocol';
+import type { Logger } from 'pino';
+import type { RelayMetrics } from '../observability/metrics.js';
+import type { Bus, BusPayload } from '../ports/bus.js';
+import type { StoredEvent } from '../ports/event-log.js';
+import { type SiteEventPayload, type SitePresencePayload, siteChannel } from './bus-messages.js';
+import type { Clock } from './clock.js';
+import type { BrowserConn } from './connection.js';
+
+/** The browser `event` message for a stored event. */
+export function siteEventMessage(e: StoredEvent): SiteEvent {
+  const msg: SiteEvent = {
+    type: 'event',
+    site: e.site,
+    position: e.position,
+    gateway: e.gateway,
+    seq: e.seq,
+    kind: e.kind,
+    at: e.at,
+    data: e.data,
+  };
+  if (e.subject !== undefined) msg.subject = e.subject;
+  return msg;
+}
+
+/** Encodes one message at most once per codec. */
+class FrameCache {
+  #json: string | Uint8Array | undefined;
+  #msgpack: string | Uint8Array | undefined;
+  constructor(private readonly message: RelayToBrowser) {}
+  get(codec: Codec): string | Uint8Array {
+    if (codec === 'json') {
+      this.#json ??= encodeMessage('json', this.message);
+      return this.#json;
+    }
+    this.#msgpack ??= encodeMessage('msgpack', this.message);
+    return this.#msgpack;
+  }
+}
+
+export class SiteRouter {
+  readonly #watchers = new Map<string, Set<BrowserConn>>();
+  /** Bus subscribe/unsubscribe per site, serialised so a quick leave-then-join cannot end unsubscribed. */
+  readonly #ops = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly clock: Clock,
+    private readonly metrics: RelayMetrics,
+    private readonly logger: Logger,
+    /** Largest catch-up buffer per subscription before the reader is cut as a slow consumer. */
+    private readonly maxBuffered: number,
+  ) {}
+
+  /** Number of sites this node currently receives. */
+  get siteCount(): number {
+    return this.#watchers.size;
+  }
+
+  /** Add `conn` as a watcher of `site`; resolves once this node receives the site's channel. */
+  async watch(site: string, conn: BrowserConn): Promise<void> {
+    let set = this.#watchers.get(site);
+    if (!set) {
+      set = new Set();
+      this.#watchers.set(site, set);
+      this.#chain(site, () => this.bus.subscribe(siteChannel(site), (p) => this.#onSite(site, p)));
+    }
+    set.add(conn);
+    await this.#ops.get(site);
+  }
+
+  /** Remove `conn` from `site`'s watchers; the last one out drops the Bus subscription. */
+  unwatch(site: string, conn: BrowserConn): void {
+    const set = this.#watchers.get(site);
+    if (!set?.delete(conn) || set.size > 0) return;
+    this.#watchers.delete(site);
+    this.#chain(site, () => this.bus.unsubscribe(siteChannel(site)));
+  }
+
+  /** Drop every Bus subscription (shutdown). */
+  async close(): Promise<void> {
+    const sites = [...this.#watchers.keys()];
+    this.#watchers.clear();
+    await Promise.allSettled(sites.map((s) => this.bus.unsubscribe(siteChannel(s))));
+  }
+
+  #chain(site: string, op: () => Promise<void>): void {
+    const prev = this.#ops.get(site) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(op);
+    this.#ops.set(site, next);
+    next.then(
+      () => {
+        if (this.#ops.get(site) === next) this.#ops.delete(site);
+      },
+      (err: unknown) => {
+        if (this.#ops.get(site) === next) this.#ops.delete(site);
+        this.logger.error({ err, site }, 'bus subscription change failed; watchers of this site may miss events');
+      },
+    );
+  }
+
+  #onSite(site: string, payload: BusPayload): void {
+    const set = this.#watchers.get(site);
+    if (!set || set.size === 0) return;
+    const p = payload as unknown as SiteEventPayload | SitePresencePayload;
+    let message: RelayToBrowser;
+    let position: string | undefined;
+    if (p.kind === 'event') {
+      if (p.event.site !== site) return; // never let one site's channel carry another's events
+      message = siteEventMessage(p.event);
+      position = p.event.position;
+      this.metrics.fanoutLag.observe(Math.max(0, this.clock.now() - p.receivedAt) / 1000);
+    } else if (p.kind === 'presence') {
+      if (p.site !== site) return;
+      message = { type: 'presence', site, gateway: p.gateway, online: p.online, since: p.since } as PresenceMessage;
+    } else {
+      return;
+    }
+    const frames = new FrameCache(message);
+    for (const conn of set) this.#deliver(conn, site, message, position, frames);
+  }
+
+  #deliver(
+    conn: BrowserConn,
+    site: string,
+    message: RelayToBrowser,
+    position: string | undefined,
+    frames: FrameCache,
+  ): void {
+    // Authorisation is re-checked per delivery: the session's current sites, not those at subscribe time.
+    if (!conn.isOpen || !conn.sites.has(site)) return;
+    const sub = conn.subscriptions.get(site);
+    if (!sub) return;
+    if (sub.buffer) {
+      if (sub.buffer.length >= this.maxBuffered) {
+        conn.fail('slow_consumer', 'too many events arrived while catching up');
+        return;
+      }
+      sub.buffer.push({ position, message, late: sub.late });
+      return;
+    }
+    conn.sendFrame(frames.get(conn.codec));
+  }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * `scanrelay-relay` — run one relay node.
+ *
+ * Configuration: environment variables (see relay/README.md), or a JSON file named by `--config`; env wins.
+ * SIGTERM/SIGINT → graceful shutdown (clients closed with 1001 so they reconnect to another node), exit 0.
+ * A bad setting stops start-up with exit code 78 (EX_CONFIG) and a message naming the setting and the fix.
+ */
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './observability/logger.js';
+import { createRelay } from './relay.js';
+
+const EX_CONFIG = 78;
+
+async function main(): Promise<void> {
+  let config: Awaited<ReturnType<typeof loadConfig>>;
+  try {
+    config = await loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`scanrelay-relay: configuration error: ${err.message}\n`);
+      process.exit(EX_CONFIG);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel, config.nodeId);
+  let relay: Awaited<ReturnType<typeof createRelay>>;
+  try {
+    relay = await createRelay(config, { logger });
+    await relay.listen();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    logger.fatal({ err }, 'relay failed to start: check the settings named above and that the port is free');
+    process.stderr.write(`scanrelay-relay: failed to start: ${(err as Error).message}\n`);
+    process.exit(code === 'EADDRINUSE' || err instanceof ConfigError ? EX_CONFIG : 1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: closing clients with 1001');
+    relay.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('unhandledRejection', (err) => {
+    logger.error({ err }, 'unhandled promise rejection (bug): the relay keeps running');
+  });
+}
+
+void main();
