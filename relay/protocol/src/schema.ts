@@ -235,7 +235,8 @@ export const SCHEMAS: Readonly<Record<Direction, Schemas>> = {
       site: req(id),
       position: req(position),
       gateway: req(id),
-      seq: req(int(1)),
+      // 0 for the relay's own events on a site's channel (command.status, gateway.online/offline).
+      seq: req(int(0)),
       kind: req(kind),
       subject: opt(subject),
       at: req(epochMs),
