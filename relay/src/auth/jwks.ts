@@ -188,6 +188,7 @@ export class ManageKeys {
     const keys = new ManageKeys(opts, source);
     const where = source.kind === 'file' ? source.path : source.url.href;
     let loaded: Map<string, PinnedKey>;
+    keys.#lastAttempt = opts.clock.now();
     try {
       loaded = (await keys.#load(true)) ?? new Map();
     } catch (err) {
