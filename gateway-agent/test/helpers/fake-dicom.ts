@@ -15,6 +15,8 @@ import { type DicomOptions, type DicomService, WorklistConflictError } from '../
 export interface FakeDicom extends DicomService {
   calls: { cmd: string; args: unknown }[];
   worklist: Map<string, WorklistAddArgs>;
+  /** Make pacs.retrieve wait until the returned function is called. */
+  block(): () => void;
   /** Emit an event through the agent's outbox (as the real MPPS/storage SCPs do). */
   raise(
     kind: 'procedure.started' | 'images.received' | 'procedure.completed',
@@ -27,7 +29,15 @@ export function createFakeDicom(opts: Pick<DicomOptions, 'emit'> & Partial<Dicom
   const calls: { cmd: string; args: unknown }[] = [];
   const worklist = new Map<string, WorklistAddArgs>();
   const now = opts.now ?? Date.now;
+  let gate: Promise<void> | undefined;
   return {
+    block() {
+      let release!: () => void;
+      gate = new Promise((r) => {
+        release = r;
+      });
+      return release;
+    },
     calls,
     worklist,
     async start() {},
@@ -63,6 +73,7 @@ export function createFakeDicom(opts: Pick<DicomOptions, 'emit'> & Partial<Dicom
     },
     async pacsRetrieve(args: PacsRetrieveArgs, onProgress) {
       calls.push({ cmd: 'pacs.retrieve', args });
+      await gate;
       for (let i = 1; i <= 3; i++) onProgress({ done: i, total: 3, failed: 0 });
       return { completed: 3, failed: 0, warning: 0 };
     },
