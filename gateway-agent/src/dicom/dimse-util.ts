@@ -32,3 +32,9 @@ export function withDataset<R>(request: R, elements: Naturalized): R {
   (request as unknown as { setDataset(ds: dimse.Dataset): void }).setDataset(new dimse.Dataset(elements));
   return request;
 }
+
+/** Set a request's Affected SOP Class UID (same typing gap as `datasetOf`). */
+export function withAffectedSopClass<R>(request: R, sopClassUid: string): R {
+  (request as unknown as { setAffectedSopClassUid(uid: string): void }).setAffectedSopClassUid(sopClassUid);
+  return request;
+}

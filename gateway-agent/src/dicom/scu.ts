@@ -32,6 +32,11 @@ export interface ScuOptions {
   onResponse?: (request: Request, response: Response) => void;
   /** Extra presentation contexts to propose (e.g. storage commitment reports on the same association). */
   contexts?: dimse.association.PresentationContext[];
+  /**
+   * Keep the association open this long after the last response before releasing it, ms (default 0): a
+   * storage commitment SCP may send its N-EVENT-REPORT on the same association right after the N-ACTION.
+   */
+  lingerMs?: number;
   /** N-EVENT-REPORT the peer sends on this association (storage commitment). */
   onEventReport?: (request: dimse.requests.NEventReportRequest) => Promise<number>;
 }
@@ -163,6 +168,7 @@ export function runAssociation(requests: Request[], opts: ScuOptions): Promise<M
         connectTimeout: opts.timeoutMs,
         associationTimeout: opts.timeoutMs,
         pduTimeout: opts.timeoutMs,
+        associationLingerTimeout: opts.lingerMs ?? 0,
       });
     } catch (err) {
       networkError = err as Error;
