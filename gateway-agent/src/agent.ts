@@ -25,8 +25,8 @@ import { ReplayGuard } from './commands/replay-guard.js';
 import { CommandVerifier } from './commands/verifier.js';
 import type { GatewayConfig } from './config.js';
 import { gatewayEndpoint } from './config.js';
+import { createDicomService } from './dicom/index.js';
 import type { DicomOptions, DicomService } from './dicom/types.js';
-import { GatewayError } from './errors.js';
 import { loadIdentity, signAssertion } from './keys/identity.js';
 import { GatewayLink, type LinkOptions } from './link/link.js';
 import type { LinkState, StopInfo } from './link/types.js';
@@ -36,7 +36,7 @@ import { ensurePrivateDir } from './util/durable.js';
 
 /** Link timing overrides (tests use short ones; production keeps the defaults). */
 export type LinkTuning = Partial<
-  Pick<LinkOptions, 'pingIntervalMs' | 'deadAfterMs' | 'helloTimeoutMs' | 'stableAfterMs' | 'backoff'>
+  Pick<LinkOptions, 'pingIntervalMs' | 'deadAfterMs' | 'helloTimeoutMs' | 'stableAfterMs' | 'backoff' | 'sendRate'>
 >;
 
 export interface StartAgentOptions {
@@ -49,8 +49,13 @@ export interface StartAgentOptions {
    */
   createDicom?: (opts: DicomOptions) => DicomService;
   link?: LinkTuning;
-  /** Events sent but not yet acknowledged, at most (default 1000). */
+  /**
+   * Events sent but not yet acknowledged, at most (default 16: below the relay's per-connection limit of
+   * messages waiting to be handled, so none is dropped).
+   */
   sendWindow?: number;
+  /** Sent events unacknowledged for this long are sent again (the relay acks duplicates), ms (default 15 000). */
+  resendAfterMs?: number;
   now?: () => number;
 }
 
@@ -115,7 +120,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   const guard = await ReplayGuard.open({ dir: join(config.stateDir, 'replay'), logger: log, now });
   const dicomDir = join(config.stateDir, 'dicom');
   await ensurePrivateDir(dicomDir);
-  const createDicom = opts.createDicom ?? (await defaultDicomFactory());
+  const createDicom = opts.createDicom ?? createDicomService;
   const dicom = createDicom({
     aet: config.aet,
     port: config.dicomPort,
@@ -124,6 +129,10 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     modalities: config.modalities,
     ...(config.retentionMs !== undefined ? { retentionMs: config.retentionMs } : {}),
     echoIntervalMs: config.echoIntervalMs,
+    host: config.dicomHost,
+    forwardToPacs: config.forwardToPacs,
+    ...(config.allowedCallingAets ? { allowedCallingAets: config.allowedCallingAets } : {}),
+    logger: log.child({ component: 'dicom' }),
     emit: async (event) => {
       await outbox.append(event);
     },
@@ -173,28 +182,47 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     now,
   });
 
-  // ── event pump: resend after welcome.acked, then stream; bounded in-flight window ──
-  const window = opts.sendWindow ?? 1000;
+  // ── event pump: resend after welcome.acked, then stream; bounded in-flight window, paced by the link ──
+  const window = opts.sendWindow ?? 16;
+  const resendAfterMs = opts.resendAfterMs ?? 15_000;
   let sentUpTo = 0;
+  let ackProgressAt = now();
   let pumpTimer: NodeJS.Timeout | undefined;
+  let pumpDue = Number.POSITIVE_INFINITY;
+  const pumpLater = (ms: number): void => {
+    const due = now() + Math.max(10, ms);
+    // Keep whichever wake-up comes first.
+    if (pumpTimer && due >= pumpDue) return;
+    if (pumpTimer) clearTimeout(pumpTimer);
+    pumpDue = due;
+    pumpTimer = setTimeout(() => {
+      pumpTimer = undefined;
+      pumpDue = Number.POSITIVE_INFINITY;
+      pump();
+    }, due - now());
+  };
   const pump = (): void => {
     if (link.state !== 'online') return;
+    if (sentUpTo > outbox.acked && now() - ackProgressAt > resendAfterMs) {
+      // Sent but never acknowledged (a frame lost on the way): send again from the acked mark.
+      log.warn({ from: outbox.acked + 1, to: sentUpTo }, 'events not acknowledged in time; sending them again');
+      sentUpTo = outbox.acked;
+      ackProgressAt = now();
+    }
     while (sentUpTo - outbox.acked < window) {
+      const [event] = outbox.pendingAfter(sentUpTo, 1);
+      if (!event) return;
       if (!link.canSend()) {
-        // Socket backed up: try again shortly rather than queueing unbounded bytes in memory.
-        pumpTimer ??= setTimeout(() => {
-          pumpTimer = undefined;
-          pump();
-        }, 50);
+        // Socket backed up or send budget spent: try again shortly rather than queue in memory.
+        pumpLater(link.retryAfterMs() || 50);
         return;
       }
-      const batch = outbox.pendingAfter(sentUpTo, Math.min(256, window - (sentUpTo - outbox.acked)));
-      if (batch.length === 0) return;
-      for (const event of batch) {
-        if (!link.send({ type: 'event', ...event })) return;
-        sentUpTo = event.seq;
-      }
+      if (!link.send({ type: 'event', ...event })) return;
+      if (sentUpTo === outbox.acked) ackProgressAt = now();
+      sentUpTo = event.seq;
     }
+    // Window full: check again later in case acks stop coming.
+    pumpLater(resendAfterMs);
   };
 
   link.on('online', (welcome: GatewayWelcome) => {
@@ -206,10 +234,12 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
       );
     outbox.ack(welcome.acked);
     sentUpTo = Math.max(welcome.acked, outbox.acked);
+    ackProgressAt = now();
     pump();
     flushStatuses();
   });
   link.on('ack', (seq: number) => {
+    if (seq > outbox.acked) ackProgressAt = now();
     outbox.ack(seq);
     pump();
   });
@@ -264,13 +294,4 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     done,
     stop: () => shutdown({ reason: 'requested', fatal: false, message: 'stopped on request' }),
   };
-}
-
-async function defaultDicomFactory(): Promise<(opts: DicomOptions) => DicomService> {
-  // Resolved at run time: the DICOM side (./dicom/index.ts) is built alongside by its own owner.
-  const specifier = './dicom/index.js';
-  const mod = (await import(specifier)) as { createDicomService?: (opts: DicomOptions) => DicomService };
-  if (typeof mod.createDicomService !== 'function')
-    throw new GatewayError('config_invalid', 'the DICOM module does not export createDicomService');
-  return mod.createDicomService;
 }

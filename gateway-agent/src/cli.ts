@@ -10,11 +10,14 @@
  * 2 bad usage or configuration (the message names the setting and the fix).
  */
 import { parseArgs } from 'node:util';
+import { AE_PATTERN } from '@scanrelay/protocol';
 import { startAgent } from './agent.js';
-import { loadConfig, SETTINGS } from './config.js';
+import { loadConfig, parsePeer, SETTINGS } from './config.js';
+import type { DicomPeer } from './dicom/types.js';
 import { GatewayError } from './errors.js';
 import { activate } from './keys/activate.js';
 import { createLogger } from './log.js';
+import { runSimulator, type SimulatorOptions } from './simulator/index.js';
 
 const MAIN_HELP = `scanrelay-gateway — ScanRelay site gateway agent
 
@@ -117,12 +120,100 @@ async function cmdRun(argv: string[]): Promise<number> {
   return 0;
 }
 
+const SIMULATE_HELP = `scanrelay-gateway simulate-modality --gateway <AET@host:port> [options]
+
+Behaves like a mammography unit against the gateway's DICOM SCPs: queries the worklist (its station AE title,
+today, MG), and for each new item opens MPPS IN PROGRESS, stores its images, completes the MPPS and asks for
+storage commitment. Prints one JSON line per procedure (accession, images, commitment).
+
+  --gateway <AET@host:port>   the gateway's worklist/MPPS/storage SCP (required)
+  --aet <AET>                 this unit's AE title and ScheduledStationAETitle (default HOLOGIC1)
+  --images <n>                For Presentation images per procedure (default 4)
+  --no-for-processing         do not also send a For Processing image per view
+  --rows <n>, --columns <n>   image size in pixels (default 256 x 256)
+  --poll-ms <ms>              worklist query interval (default 5000)
+  --exam-ms <ms>              pause between MPPS IN PROGRESS and the first image (default 0)
+  --image-ms <ms>             pause between images (default 0)
+  --no-commitment             skip storage commitment
+  --once                      query once, perform every new item, then exit
+  --timeout-ms <ms>           timeout of each DICOM operation (default 30000)
+`;
+
 async function cmdSimulate(argv: string[]): Promise<number> {
-  // The simulator (./simulator) owns its flags and help.
-  const specifier = './simulator/index.js';
-  const mod = (await import(specifier)) as { simulatorMain?: (argv: string[]) => Promise<number> };
-  if (typeof mod.simulatorMain !== 'function') fail('this build has no modality simulator', 1);
-  return mod.simulatorMain(argv);
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      gateway: { type: 'string' },
+      aet: { type: 'string' },
+      images: { type: 'string' },
+      'no-for-processing': { type: 'boolean' },
+      rows: { type: 'string' },
+      columns: { type: 'string' },
+      'poll-ms': { type: 'string' },
+      'exam-ms': { type: 'string' },
+      'image-ms': { type: 'string' },
+      'no-commitment': { type: 'boolean' },
+      once: { type: 'boolean' },
+      'timeout-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(SIMULATE_HELP);
+    return 0;
+  }
+  if (!values.gateway) fail('simulate-modality needs --gateway AET@host:port (the gateway DICOM SCP)');
+  let gateway: DicomPeer;
+  try {
+    gateway = parsePeer(values.gateway);
+  } catch (err) {
+    fail(`--gateway: ${(err as Error).message}`);
+  }
+  const num = (name: string, v: string | undefined, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min) fail(`--${name} must be a whole number of at least ${min}`);
+    return n;
+  };
+  const options: SimulatorOptions = { gateway };
+  if (values.aet !== undefined) {
+    if (!AE_PATTERN.test(values.aet)) fail('--aet must be an AE title (1–16 characters)');
+    options.aet = values.aet;
+  }
+  const set = <K extends keyof SimulatorOptions>(key: K, value: SimulatorOptions[K] | undefined) => {
+    if (value !== undefined) options[key] = value;
+  };
+  set('images', num('images', values.images, 1));
+  set('rows', num('rows', values.rows, 1));
+  set('columns', num('columns', values.columns, 1));
+  set('pollIntervalMs', num('poll-ms', values['poll-ms'], 10));
+  set('examDelayMs', num('exam-ms', values['exam-ms'], 0));
+  set('imageIntervalMs', num('image-ms', values['image-ms'], 0));
+  set('timeoutMs', num('timeout-ms', values['timeout-ms'], 100));
+  if (values['no-for-processing']) options.forProcessing = false;
+  if (values['no-commitment']) options.storageCommitment = false;
+  if (values.once) options.once = true;
+  const logger = createLogger('info');
+  let failures = 0;
+  options.logger = logger.child({ component: 'simulator' });
+  options.onProcedure = (result) => {
+    if (result.error) failures++;
+    process.stdout.write(
+      `${JSON.stringify({
+        accession: result.accession,
+        images: result.images,
+        commitment: result.commitment ?? null,
+        error: result.error ?? null,
+      })}\n`,
+    );
+  };
+  const sim = runSimulator(options);
+  const onSignal = () => void sim.stop();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await sim.done;
+  return failures > 0 ? 1 : 0;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -22,6 +22,10 @@ export const SETTINGS = {
   SCANRELAY_GATEWAY_MANAGE_ISSUER: "the manage app's issuer (`iss`), exact (required for run)",
   SCANRELAY_GATEWAY_AET: 'own AE title (worklist, MPPS, storage SCP); default SCANRELAY',
   SCANRELAY_GATEWAY_DICOM_PORT: 'TCP port of the DICOM SCPs; default 11112 (0 = any free port)',
+  SCANRELAY_GATEWAY_DICOM_HOST: 'interface the DICOM SCPs bind to; default 0.0.0.0 (firewall it to the modalities)',
+  SCANRELAY_GATEWAY_ALLOWED_CALLING_AETS:
+    'comma list of calling AE titles allowed on the SCPs; default: the configured modalities and PACS',
+  SCANRELAY_GATEWAY_FORWARD_TO_PACS: 'true to forward every received image to the PACS; default false',
   SCANRELAY_GATEWAY_PACS: 'the PACS as AET@host:port; optional',
   SCANRELAY_GATEWAY_MODALITIES: 'comma list of modalities as AET@host:port; optional',
   SCANRELAY_GATEWAY_AUDIENCE: "the relay's audience (its SCANRELAY_AUDIENCE); default scanrelay",
@@ -43,6 +47,9 @@ export interface GatewayConfig {
   manageIssuer: string;
   aet: string;
   dicomPort: number;
+  dicomHost: string;
+  allowedCallingAets: string[] | undefined;
+  forwardToPacs: boolean;
   pacs: DicomPeer | undefined;
   modalities: DicomPeer[];
   audience: string;
@@ -145,6 +152,20 @@ export function validateConfig(raw: RawSettings, purpose: 'run' | 'activate' = '
   if (!AE_PATTERN.test(aet))
     problem('SCANRELAY_GATEWAY_AET', `"${aet.slice(0, 32)}" is not an AE title (1–16 characters, no backslash)`);
   const dicomPort = int('SCANRELAY_GATEWAY_DICOM_PORT', 11112, 0, 65535);
+  const dicomHost = get('SCANRELAY_GATEWAY_DICOM_HOST') ?? '0.0.0.0';
+  if (!/^[A-Za-z0-9.:-]{1,253}$/.test(dicomHost))
+    problem('SCANRELAY_GATEWAY_DICOM_HOST', `"${dicomHost.slice(0, 64)}" is not a host name or IP address`);
+  const callingRaw = get('SCANRELAY_GATEWAY_ALLOWED_CALLING_AETS');
+  const allowedCallingAets = callingRaw
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const a of allowedCallingAets ?? [])
+    if (!AE_PATTERN.test(a))
+      problem('SCANRELAY_GATEWAY_ALLOWED_CALLING_AETS', `"${a.slice(0, 32)}" is not an AE title`);
+  const forwardRaw = get('SCANRELAY_GATEWAY_FORWARD_TO_PACS') ?? 'false';
+  if (forwardRaw !== 'true' && forwardRaw !== 'false')
+    problem('SCANRELAY_GATEWAY_FORWARD_TO_PACS', 'must be true or false');
 
   let pacs: DicomPeer | undefined;
   const pacsRaw = get('SCANRELAY_GATEWAY_PACS');
@@ -194,6 +215,9 @@ export function validateConfig(raw: RawSettings, purpose: 'run' | 'activate' = '
     manageIssuer,
     aet,
     dicomPort,
+    dicomHost,
+    allowedCallingAets,
+    forwardToPacs: forwardRaw === 'true',
     pacs,
     modalities,
     audience,

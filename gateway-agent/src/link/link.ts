@@ -58,6 +58,12 @@ export interface LinkOptions {
   maxMessageBytes?: number;
   /** Above this many bytes queued in the socket, `canSend()` is false (default 1 MiB). */
   maxBufferedBytes?: number;
+  /**
+   * Pace of outgoing frames, kept under the relay's per-connection rate limit (50/s, burst 100 by default)
+   * because a frame the relay drops for rate is never stored. `canSend()` is false while the budget is
+   * spent; statuses and heartbeats are always sent and count against it. Default 40/s, burst 40.
+   */
+  sendRate?: { perSecond: number; burst: number };
   now?: () => number;
 }
 
@@ -82,6 +88,9 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   private pings = 0;
   private onlineAt = 0;
   private lastError: { code: string; message: string } | undefined;
+  private readonly rate: { perSecond: number; burst: number };
+  private tokens: number;
+  private tokensAt = 0;
   private stopInfo: StopInfo | undefined;
   private readonly stoppedPromise: Promise<StopInfo>;
   private resolveStopped!: (info: StopInfo) => void;
@@ -99,6 +108,8 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.stableAfterMs = opts.stableAfterMs ?? 30_000;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxBufferedBytes = opts.maxBufferedBytes ?? 1024 * 1024;
+    this.rate = opts.sendRate ?? { perSecond: 40, burst: 40 };
+    this.tokens = this.rate.burst;
     this.stoppedPromise = new Promise((resolve) => {
       this.resolveStopped = resolve;
     });
@@ -140,9 +151,30 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  /** True when online and the socket is not backed up: the owner may send more events now. */
+  /**
+   * True when online, the socket is not backed up and the send budget allows another frame: the owner may
+   * send more events now. When false while online, try again after `retryAfterMs()`.
+   */
   canSend(): boolean {
-    return this.current === 'online' && this.ws !== undefined && this.ws.bufferedAmount < this.maxBufferedBytes;
+    return (
+      this.current === 'online' &&
+      this.ws !== undefined &&
+      this.ws.bufferedAmount < this.maxBufferedBytes &&
+      this.refill() >= 1
+    );
+  }
+
+  /** How long until another frame fits the send budget, ms. */
+  retryAfterMs(): number {
+    const missing = 1 - this.refill();
+    return missing <= 0 ? 0 : Math.ceil((missing * 1000) / this.rate.perSecond);
+  }
+
+  private refill(): number {
+    const now = this.now();
+    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.tokensAt) * this.rate.perSecond) / 1000);
+    this.tokensAt = now;
+    return this.tokens;
   }
 
   /** Send a message if online. Returns false (nothing sent) when not online or the frame would be too big. */
@@ -420,6 +452,8 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
       return false;
     }
     if (ws.readyState !== WebSocket.OPEN) return false;
+    this.refill();
+    this.tokens -= 1;
     ws.send(frame, { binary: this.codec === 'msgpack' });
     return true;
   }
