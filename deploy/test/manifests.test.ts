@@ -14,6 +14,7 @@ import { rm } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { SETTINGS as GATEWAY_SETTINGS, mergeSettings, validateConfig } from '../../gateway-agent/src/config.js';
 import { configFromEnv, LIMIT_ENV, resolveConfig } from '../../relay/src/config.js';
 import { RelayMetrics } from '../../relay/src/observability/metrics.js';
 import {
@@ -292,6 +293,16 @@ describe('docker compose (deploy/compose)', () => {
     expect(ids.size).toBe(2);
   });
 
+  it('the gateway service (profile "site") has a configuration the agent accepts', () => {
+    const compose = loadCompose(vars);
+    const env = serviceEnvironment(compose, 'gateway');
+    for (const k of Object.keys(env))
+      if (k.startsWith('SCANRELAY_')) expect(Object.hasOwn(GATEWAY_SETTINGS, k), k).toBe(true);
+    const config = validateConfig(mergeSettings({}, env), 'run');
+    expect(serviceMounts(compose, 'gateway').get(config.manageJwks)).toBeDefined();
+    expect(serviceMounts(compose, 'gateway').get(env.NODE_EXTRA_CA_CERTS as string)).toBeDefined();
+  });
+
   it('HAProxy accepts haproxy.cfg with the compose environment (haproxy -c)', async () => {
     const compose = loadCompose(vars);
     const env = serviceEnvironment(compose, 'haproxy');
@@ -400,6 +411,27 @@ describe('systemd unit (deploy/systemd/scanrelay-gateway.service)', () => {
     expect(value('StartLimitBurst')).toBeDefined();
     expect(value('EnvironmentFile')).toBe('/etc/scanrelay-gateway/gateway.env');
     expect(value('ExecStart')).toMatch(/gateway-agent\/dist\/cli\.js run$/);
+  });
+
+  it("gateway.env.example with the unit's Environment= is a configuration the agent accepts", () => {
+    const env: Record<string, string> = {};
+    const example = readFileSync(join(DEPLOY_DIR, 'systemd/gateway.env.example'), 'utf8');
+    for (const line of example.split('\n')) {
+      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+      if (m) env[m[1] as string] = m[2] as string;
+    }
+    for (const e of keys.get('Environment') ?? []) {
+      const [k = '', ...v] = e.split('=');
+      env[k] = v.join('=');
+    }
+    for (const k of Object.keys(env))
+      if (k.startsWith('SCANRELAY_'))
+        expect(Object.hasOwn(GATEWAY_SETTINGS, k), `${k} is a gateway setting`).toBe(true);
+    const config = validateConfig(mergeSettings({}, env), 'run');
+    expect(config.stateDir).toBe(value('ReadWritePaths'));
+    // No capability to bind below 1024 is granted, so the DICOM port must be above it.
+    expect(config.dicomPort).toBeGreaterThan(1024);
+    expect(config.relayUrls.every((u) => u.startsWith('wss://'))).toBe(true);
   });
 
   it('passes systemd-analyze verify and scores as well hardened', async () => {

@@ -237,6 +237,9 @@ export class Topology {
     out.HAPROXY_BIND = `127.0.0.1:${this.proxyPort}`;
     out.HAPROXY_STATS_BIND = `127.0.0.1:${this.statsPort}`;
     out.SCANRELAY_TLS_CERT = this.localiseMount('haproxy', env.SCANRELAY_TLS_CERT as string);
+    // HAProxy refuses to start when maxconn needs more file descriptors than `ulimit -n` allows; compose
+    // raises the container's limit (ulimits.nofile), a test process cannot, so it asks for fewer connections.
+    out.HAPROXY_MAXCONN = '1000';
     const cfg = this.localiseMount('haproxy', '/usr/local/etc/haproxy/haproxy.cfg');
     // -db: foreground, no daemon; the same file compose mounts.
     this.haproxy = this.procs.start('haproxy', 'haproxy', ['-db', '-f', cfg], { env: out });

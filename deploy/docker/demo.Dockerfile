@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1.7
+# ScanRelay demo manage app: signs command and session tokens with its key, serves the live clinic page.
+# Build from the repository root:
+#   docker build -f deploy/docker/demo.Dockerfile -t scanrelay/demo .
+#
+# Same base as the relay (Node 24, Debian 13 trixie, glibc 2.41).
+ARG NODE_IMAGE=node:24-trixie-slim
+
+# ── build: compiles every workspace; the page bundle is produced by the web-client build ────────────────────
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY relay/package.json relay/
+COPY relay/protocol/package.json relay/protocol/
+COPY gateway-agent/package.json gateway-agent/
+COPY web-client/package.json web-client/
+COPY bench/package.json bench/
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.json ./
+COPY relay relay
+COPY gateway-agent gateway-agent
+COPY web-client web-client
+COPY bench bench
+RUN npm run build
+
+# ── runtime: the web client's production dependencies and compiled output only ───────────────────────────
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    SCANRELAY_DEMO_PORT=8080
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY relay/package.json relay/
+COPY relay/protocol/package.json relay/protocol/
+COPY gateway-agent/package.json gateway-agent/
+COPY web-client/package.json web-client/
+COPY bench/package.json bench/
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --no-audit --no-fund --workspace @scanrelay/web-client --include-workspace-root=false \
+    && rm -rf gateway-agent bench
+COPY --from=build /src/relay/protocol/dist relay/protocol/dist
+COPY --from=build /src/web-client/dist web-client/dist
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.SCANRELAY_DEMO_PORT||8080)+'/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "web-client/dist/demo/server.js"]
