@@ -53,7 +53,7 @@ function validate(schema: Schema, value: unknown, at = '$'): string[] {
     }
   } else if (type === 'array') {
     if (!Array.isArray(value)) return [...errors, `${at}: not an array`];
-    value.forEach((item, i) => errors.push(...validate(schema.items as Schema, item, `${at}[${i}]`)));
+    for (const [i, item] of value.entries()) errors.push(...validate(schema.items as Schema, item, `${at}[${i}]`));
   } else if (type === 'string') {
     if (typeof value !== 'string') errors.push(`${at}: not a string`);
     else if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern).test(value)) {
@@ -82,7 +82,7 @@ describe('openapi.yaml', () => {
   it('is OpenAPI 3.1 and every $ref resolves', () => {
     expect(doc.openapi).toMatch(/^3\.1\./);
     const walk = (node: unknown): void => {
-      if (Array.isArray(node)) node.forEach(walk);
+      if (Array.isArray(node)) for (const n of node) walk(n);
       else if (node && typeof node === 'object') {
         for (const [k, v] of Object.entries(node)) {
           if (k === '$ref') resolve(v as string);
