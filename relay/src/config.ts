@@ -22,6 +22,10 @@ export interface RelayLimits {
   messagesPerSecond: number;
   /** Burst allowance of the per-connection token bucket. Default 100. */
   messageBurst: number;
+  /** Sustained inbound messages per second per gateway connection (outbox flushes after a reconnect). Default 500. */
+  gatewayMessagesPerSecond: number;
+  /** Burst allowance for a gateway connection. Default 2,000. */
+  gatewayMessageBurst: number;
   /** Messages refused for rate after which the connection is closed (4001). Default 20. */
   rateLimitStrikes: number;
   /** Sites one browser connection may subscribe to. Default 64. */
@@ -34,8 +38,10 @@ export interface RelayLimits {
   sendBufferBytes: number;
   /** Invalid messages tolerated per connection (→ close 4500). Default 10. */
   maxBadMessages: number;
-  /** Messages received but not yet handled per connection (→ `rate_limited`). Default 32. */
+  /** Messages received but not yet handled per browser connection (→ `rate_limited`). Default 32. */
   maxPendingMessages: number;
+  /** Same for a gateway connection; an event dropped here is not acked, so the gateway resends it. Default 1,024. */
+  gatewayMaxPendingMessages: number;
   /** Commands held per gateway (→ error `gateway_offline`). Default 100. */
   maxHeldCommandsPerGateway: number;
   /** Events sent to a resuming browser before it is told to resync instead. Default 5,000. */
@@ -117,6 +123,8 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   helloTimeoutMs: 10_000,
   messagesPerSecond: 50,
   messageBurst: 100,
+  gatewayMessagesPerSecond: 500,
+  gatewayMessageBurst: 2_000,
   rateLimitStrikes: 20,
   maxSubscriptions: 64,
   maxConnectionsPerIp: 200,
@@ -124,6 +132,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   sendBufferBytes: 1024 * 1024,
   maxBadMessages: 10,
   maxPendingMessages: 32,
+  gatewayMaxPendingMessages: 1_024,
   maxHeldCommandsPerGateway: 100,
   maxCatchUpEvents: 5_000,
 });
@@ -163,6 +172,9 @@ export const LIMIT_ENV: Readonly<Record<string, [section: 'limits' | 'timings' |
   SCANRELAY_HELLO_TIMEOUT_MS: ['limits', 'helloTimeoutMs'],
   SCANRELAY_MESSAGES_PER_SECOND: ['limits', 'messagesPerSecond'],
   SCANRELAY_MESSAGE_BURST: ['limits', 'messageBurst'],
+  SCANRELAY_GATEWAY_MESSAGES_PER_SECOND: ['limits', 'gatewayMessagesPerSecond'],
+  SCANRELAY_GATEWAY_MESSAGE_BURST: ['limits', 'gatewayMessageBurst'],
+  SCANRELAY_GATEWAY_MAX_PENDING_MESSAGES: ['limits', 'gatewayMaxPendingMessages'],
   SCANRELAY_RATE_LIMIT_STRIKES: ['limits', 'rateLimitStrikes'],
   SCANRELAY_MAX_SUBSCRIPTIONS: ['limits', 'maxSubscriptions'],
   SCANRELAY_MAX_CONNECTIONS_PER_IP: ['limits', 'maxConnectionsPerIp'],

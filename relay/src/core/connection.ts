@@ -48,6 +48,8 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
   helloTimer: Timer | undefined;
   /** Messages received and not yet handled. */
   pending = 0;
+  /** Most messages that may wait to be handled. */
+  readonly maxPending: number;
   readonly #bucket: TokenBucket;
   #rateStrikes = 0;
   #badMessages = 0;
@@ -65,8 +67,16 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
     protected readonly env: ConnEnv,
   ) {
     this.lastSeen = env.clock.now();
-    this.#bucket = new TokenBucket(env.clock, env.limits.messagesPerSecond, env.limits.messageBurst);
+    const gateway = this.isGatewayEndpoint();
+    const l = env.limits;
+    this.#bucket = gateway
+      ? new TokenBucket(env.clock, l.gatewayMessagesPerSecond, l.gatewayMessageBurst)
+      : new TokenBucket(env.clock, l.messagesPerSecond, l.messageBurst);
+    this.maxPending = gateway ? l.gatewayMaxPendingMessages : l.maxPendingMessages;
   }
+
+  /** Gateways get their own rate and queue limits (they flush an outbox after every reconnect). */
+  protected abstract isGatewayEndpoint(): boolean;
 
   get isOpen(): boolean {
     return this.state === 'open';
@@ -131,7 +141,7 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
       return true;
     }
     this.#rateStrikes++;
-    if (this.#rateStrikes === 1) this.error('rate_limited', `over ${this.env.limits.messagesPerSecond} messages/s`);
+    if (this.#rateStrikes === 1) this.error('rate_limited', 'over the message rate limit (see welcome.limits)');
     else if (this.#rateStrikes >= this.env.limits.rateLimitStrikes)
       this.fail('rate_limited', 'message rate still over the limit after a warning');
     return false;
@@ -170,6 +180,9 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
 /** A browser socket and its session. */
 export class BrowserConn extends Conn<RelayToBrowser> {
   readonly endpoint = 'browser' as const;
+  protected isGatewayEndpoint(): boolean {
+    return false;
+  }
   /** Session user (`sub`), set by hello. */
   sub = '';
   /** Session id (`sid`), set by hello, may change on renewal. */
@@ -208,6 +221,9 @@ export interface BufferedEvent {
 /** A gateway socket and its authenticated identity. */
 export class GatewayConn extends Conn<RelayToGateway> {
   readonly endpoint = 'gateway' as const;
+  protected isGatewayEndpoint(): boolean {
+    return true;
+  }
   gateway = '';
   site = '';
   /** This socket holds the gateway's presence lease. */

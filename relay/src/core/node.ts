@@ -207,7 +207,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       else conn.badMessage(err.message);
       return;
     }
-    if (conn.pending >= this.#d.config.limits.maxPendingMessages) {
+    if (conn.pending >= conn.maxPending) {
       conn.error('rate_limited', 'too many messages waiting to be handled; slow down');
       return;
     }

@@ -20,6 +20,7 @@ import type { RelayConfigInput } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
 import { MemoryHub } from '../../src/ports/create.js';
 import { createRelay, type Relay } from '../../src/relay.js';
+import { type ConnectOptions, type Msg, TestClient } from './client.js';
 import {
   type GatewayKey,
   generateGatewayKey,
@@ -33,7 +34,6 @@ import {
   type TestKey,
   writeJwksFile,
 } from './tokens.js';
-import { type ConnectOptions, type Msg, TestClient } from './client.js';
 
 export const ORIGIN = 'https://manage.scanrelay.test';
 
