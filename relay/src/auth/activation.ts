@@ -183,6 +183,33 @@ export async function verifyProof(proof: unknown, key: CryptoKey, alg: string, c
   }
 }
 
+/**
+ * At most `max` hashes at once. scrypt runs on libuv's small thread pool (4 threads by default), which file
+ * and DNS work share: a burst of activations must queue here rather than occupy every thread (and 32 MiB each).
+ */
+export class HashGate {
+  readonly #max: number;
+  #active = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(max: number) {
+    this.#max = Math.max(1, max);
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#active >= this.#max) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else this.#active++;
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot straight to the next waiter, or release it.
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#active--;
+    }
+  }
+}
+
 export interface EnrolmentOptions {
   registry: Registry;
   clock: Clock;
@@ -197,6 +224,8 @@ export interface EnrolmentOptions {
   globalPerMinute?: number;
   /** Secret hasher. Default `scryptHasher()`. */
   hashSecret?: SecretHasher;
+  /** Hashes allowed to run at once (the rest queue; arrivals are already rate-limited). Default 2. */
+  maxConcurrentHashes?: number;
   /** Randomness (codes, salts, ids). Default `crypto.randomBytes`. */
   random?: (n: number) => Buffer;
 }
@@ -227,7 +256,9 @@ export class Enrolment {
     this.#log = opts.logger.child({ component: 'enrolment' });
     this.#ttlMs = opts.ttlMs ?? 3_600_000;
     this.#maxFailures = opts.maxFailures ?? 5;
-    this.#hash = opts.hashSecret ?? scryptHasher();
+    const hash = opts.hashSecret ?? scryptHasher();
+    const gate = new HashGate(opts.maxConcurrentHashes ?? 2);
+    this.#hash = (secret, salt) => gate.run(() => hash(secret, salt));
     this.#random = opts.random ?? randomBytes;
     this.#perIp = new WindowLimiter({ limit: opts.perIpPerMinute ?? 10, windowMs: 60_000, clock: opts.clock });
     this.#global = new WindowLimiter({ limit: opts.globalPerMinute ?? 60, windowMs: 60_000, clock: opts.clock });

@@ -34,7 +34,7 @@ import type { Clock } from '../core/clock.js';
 import { isTokenIdOk } from '../ports/ids.js';
 import type { GatewayRecord, Registry } from '../ports/registry.js';
 import { gatewayJwkAlgorithm } from './activation.js';
-import { ManageKeys, type ManageKeysOptions } from './jwks.js';
+import { AuthConfigError, ManageKeys, type ManageKeysOptions } from './jwks.js';
 import { ReplayGuard } from './replay.js';
 import {
   AuthError,
@@ -166,7 +166,12 @@ export async function createAuthenticator(opts: AuthenticatorOptions): Promise<R
   const { manageIssuer: issuer, audience, registry, clock } = opts;
   const log = opts.logger.child({ component: 'auth' });
   if (!isBoundedString(issuer, 1024)) {
-    throw new Error('SCANRELAY_MANAGE_ISSUER is empty: set it to the exact "iss" of the manage app\'s tokens');
+    throw new AuthConfigError(
+      'SCANRELAY_MANAGE_ISSUER is empty: set it to the exact "iss" of the manage app\'s tokens',
+    );
+  }
+  if (!isBoundedString(audience, 1024)) {
+    throw new AuthConfigError('SCANRELAY_AUDIENCE is empty: set it to this relay\'s id (default "scanrelay")');
   }
   const keys = await ManageKeys.open({
     source: opts.manageJwks,

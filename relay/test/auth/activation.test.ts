@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateActivationCode, parseActivationCode } from '../../src/auth/activation.js';
+import { generateActivationCode, HashGate, parseActivationCode } from '../../src/auth/activation.js';
 import { activationProof, gatewayActivation, generateGatewayKey, mintGatewayAssertion } from '../helpers/tokens.js';
 import { type ApiFixture, apiFixture } from './http-fixture.js';
 
@@ -45,6 +45,38 @@ describe('activation codes', () => {
     for (const bad of ['', 'ABCD', `${code}-AAAA`, 'UUUU-UUUU-UUUU-UUUU-UUUU', 'x'.repeat(65), 42]) {
       expect(parseActivationCode(bad)).toBeUndefined();
     }
+  });
+});
+
+describe('hash gate', () => {
+  it('runs at most its limit of hashes at once and hands slots on in order', async () => {
+    const gate = new HashGate(2);
+    const started: number[] = [];
+    const release: (() => void)[] = [];
+    const task = (i: number) =>
+      gate.run(async () => {
+        started.push(i);
+        await new Promise<void>((resolve) => release.push(resolve));
+        return i;
+      });
+    const all = [task(1), task(2), task(3), task(4)];
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([1, 2]);
+    release.shift()!();
+    await all[0];
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([1, 2, 3]);
+    while (release.length > 0 || started.length < 4) {
+      release.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    await expect(Promise.all(all)).resolves.toEqual([1, 2, 3, 4]);
+  });
+
+  it('frees its slot when a hash fails', async () => {
+    const gate = new HashGate(1);
+    await expect(gate.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(gate.run(async () => 'ok')).resolves.toBe('ok');
   });
 });
 

@@ -91,6 +91,26 @@ describe('start-up', () => {
     expect((err as Error).message).toContain('SCANRELAY_MANAGE_JWKS');
   });
 
+  it('refuses an empty issuer or audience, naming the setting', async () => {
+    const f = await jwksFile([await generateManageKey()]);
+    for (const [manageIssuer, audience, setting] of [
+      ['', TEST_AUDIENCE, 'SCANRELAY_MANAGE_ISSUER'],
+      [TEST_ISSUER, '', 'SCANRELAY_AUDIENCE'],
+    ] as const) {
+      const clock = new ManualClock();
+      const err = await createAuthenticator({
+        manageJwks: f.path,
+        manageIssuer,
+        audience,
+        registry: new MemoryRegistry(clock),
+        clock,
+        logger: capturedLogger().logger,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthConfigError);
+      expect((err as Error).message).toContain(setting);
+    }
+  });
+
   it('refuses a missing file, bad JSON, and plain http to a non-loopback host', async () => {
     for (const source of ['/nonexistent/jwks.json', 'http://keys.example.test/jwks.json', 'ftp://x/y', '']) {
       const err = await open(source).catch((e: unknown) => e);
