@@ -1,0 +1,144 @@
+/**
+ * Redis CommandQueue.
+ *
+ * | key               | type   | holds                                                                    |
+ * |-------------------|--------|--------------------------------------------------------------------------|
+ * | `sr:cmd:<jti>`    | hash   | `r` record JSON, `k` keep-until (ms), `s` latest state; PEXPIRE backstop |
+ * | `sr:{cmdq}:q`     | zset   | held commands, members `<gateway>\|<counter>\|<jti>` (lex order = age)    |
+ * | `sr:{cmdq}:exp`   | zset   | held jti → token expiry (ms), for the exactly-once reap                   |
+ * | `sr:{cmdq}:m`     | hash   | held jti → its queue member                                              |
+ * | `sr:{cmdq}:rec`   | hash   | held jti → record JSON (so take returns records in the same script)       |
+ * | `sr:{cmdq}:ctr`   | string | queue order counter                                                      |
+ *
+ * Claim-once is a Lua check of `k` against the node clock (so retention follows the injected clock exactly
+ * like the memory queue; the PEXPIRE is only the garbage collector). Held commands share the `{cmdq}` hash tag:
+ * one cluster slot, so hold/take/reap/drop are single scripts and each held command goes to exactly one of
+ * take, reap or drop. Held queues exist only while gateways are offline, so one shard carries them easily.
+ */
+import type { CommandState } from '@scanrelay/protocol';
+import type { Clock } from '../core/clock.js';
+import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
+import { type CommandQueueOptions, DEFAULT_COMMAND_RETAIN_MS, validateRecord } from './command-queue-memory.js';
+import { PortError } from './errors.js';
+import { assertId, assertTokenId } from './ids.js';
+import type { RedisConnection } from './redis-connection.js';
+
+const Q = 'sr:{cmdq}';
+const HELD = [`${Q}:q`, `${Q}:exp`, `${Q}:m`, `${Q}:rec`];
+const COUNTER = `${Q}:ctr`;
+/** Redis keeps a record this long past its keep-until, in case node clocks disagree a little. */
+const TTL_SLACK_MS = 60 * 60 * 1000;
+const REAP_BATCH = 500;
+
+export function commandKey(jti: string): string {
+  return `sr:cmd:${jti}`;
+}
+
+export class RedisCommandQueue implements CommandQueue {
+  readonly #conn: RedisConnection;
+  readonly #clock: Clock;
+  readonly #retainMs: number;
+
+  constructor(conn: RedisConnection, clock: Clock, options: CommandQueueOptions = {}) {
+    this.#conn = conn;
+    this.#clock = clock;
+    this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
+  }
+
+  async claim(record: CommandRecord): Promise<ClaimResult> {
+    validateRecord(record);
+    const now = this.#clock.now();
+    const keep = Math.max(record.expiresAt, now) + this.#retainMs;
+    const ok = await this.#conn.script(
+      'command-claim',
+      [commandKey(record.command)],
+      [JSON.stringify(record), keep, now, record.state, keep - now + TTL_SLACK_MS],
+    );
+    return Number(ok) === 1 ? { ok: true } : { ok: false, reason: 'duplicate' };
+  }
+
+  async get(command: string): Promise<CommandRecord | undefined> {
+    assertTokenId(command, 'command id');
+    const [json, keep, state] = await this.#conn.call('get command', (c) =>
+      c.hmget(commandKey(command), 'r', 'k', 's'),
+    );
+    if (json === null || keep === null || Number(keep) <= this.#clock.now()) return undefined;
+    const record = parseRecord(json);
+    if (state !== null) record.state = state as CommandState;
+    return record;
+  }
+
+  async setState(command: string, state: CommandState): Promise<void> {
+    assertTokenId(command, 'command id');
+    await this.#conn.script(
+      'command-set-state',
+      [commandKey(command)],
+      [state, this.#clock.now(), this.#retainMs, TTL_SLACK_MS],
+    );
+  }
+
+  async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {
+    assertTokenId(command, 'command id');
+    assertId(gateway, 'gateway');
+    const record = await this.get(command);
+    if (!record) throw new PortError('unknown_command', `hold: command ${command} was never claimed`);
+    const [ok, depth] = (await this.#conn.script(
+      'held-hold',
+      [...HELD, COUNTER],
+      [gateway, command, expiresAt, maxDepth, this.#clock.now(), JSON.stringify(record)],
+    )) as [number, number];
+    return Number(ok) === 1 ? { ok: true, depth: Number(depth) } : { ok: false, reason: 'full', depth: Number(depth) };
+  }
+
+  async take(gateway: string, now: number): Promise<CommandRecord[]> {
+    assertId(gateway, 'gateway');
+    const reply = (await this.#conn.script('held-take', HELD, [gateway, now])) as string[];
+    return this.#withCurrentState(reply);
+  }
+
+  async reapExpired(now: number): Promise<CommandRecord[]> {
+    const out: CommandRecord[] = [];
+    for (;;) {
+      const reply = (await this.#conn.script('held-reap', HELD, [now, REAP_BATCH])) as string[];
+      out.push(...(await this.#withCurrentState(reply)));
+      if (reply.length < REAP_BATCH) return out;
+    }
+  }
+
+  async dropGateway(gateway: string): Promise<CommandRecord[]> {
+    assertId(gateway, 'gateway');
+    const reply = (await this.#conn.script('held-drop', HELD, [gateway])) as string[];
+    return this.#withCurrentState(reply);
+  }
+
+  async depth(gateway: string): Promise<number> {
+    assertId(gateway, 'gateway');
+    return Number(await this.#conn.script('held-depth', HELD.slice(0, 2), [gateway, this.#clock.now()]));
+  }
+
+  async close(): Promise<void> {}
+
+  /** Held copies carry the state at hold time; overlay the latest recorded state (best effort). */
+  async #withCurrentState(jsons: string[]): Promise<CommandRecord[]> {
+    const records = jsons.map(parseRecord);
+    if (records.length === 0) return records;
+    const states = await Promise.all(
+      records.map((r) =>
+        this.#conn.call('get command state', (c) => c.hget(commandKey(r.command), 's')).catch(() => null),
+      ),
+    );
+    records.forEach((r, i) => {
+      const s = states[i];
+      if (typeof s === 'string') r.state = s as CommandState;
+    });
+    return records;
+  }
+}
+
+function parseRecord(json: string): CommandRecord {
+  try {
+    return JSON.parse(json) as CommandRecord;
+  } catch (err) {
+    throw new PortError('corrupt', 'a command record in Redis is not valid JSON', { cause: err });
+  }
+}

@@ -1,0 +1,15 @@
+-- Registry: create a pending gateway and its activation record, unless either exists.
+--
+-- KEYS[1] gateway     sr:{reg}:gw:<id>        hash: base (JSON), status, publicKey, thumbprint, activatedAt, revokedAt
+-- KEYS[2] activation  sr:{reg}:act:<lookup>   hash: base (JSON), gateway, expiresAt, failures, used (0|1)
+-- KEYS[3] index       sr:{reg}:gws            set of gateway ids
+-- ARGV[1] gateway id   ARGV[2] gateway base JSON   ARGV[3] status   ARGV[4] activation base JSON
+-- ARGV[5] expiresAt   ARGV[6] failures   ARGV[7] used (0|1)
+-- Returns 'ok', 'gateway_exists' or 'lookup_exists'.
+
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'gateway_exists' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'lookup_exists' end
+redis.call('HSET', KEYS[1], 'base', ARGV[2], 'status', ARGV[3])
+redis.call('HSET', KEYS[2], 'base', ARGV[4], 'gateway', ARGV[1], 'expiresAt', ARGV[5], 'failures', ARGV[6], 'used', ARGV[7])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 'ok'
