@@ -218,8 +218,18 @@ export async function createAuthenticator(opts: AuthenticatorOptions): Promise<R
       checkLifetime(kind, payload, maxAgeS);
       return payload;
     } catch (err) {
-      throw toAuthError(kind, err);
+      throw mapped(kind, err);
     }
+  };
+
+  /** toAuthError, logging the unexpected (by name and code only: a message could quote the token). */
+  const mapped = (kind: TokenKind, err: unknown): AuthError => {
+    const e = toAuthError(kind, err);
+    if (e.reason === 'internal') {
+      const { name, code } = (err ?? {}) as { name?: unknown; code?: unknown };
+      log.error({ errName: name, errCode: code }, `unexpected failure while verifying a ${LABEL[kind]}; refused it`);
+    }
+    return e;
   };
 
   const failClosed = (kind: TokenKind, what: string, err: unknown): AuthError => {
@@ -327,7 +337,7 @@ export async function createAuthenticator(opts: AuthenticatorOptions): Promise<R
       checkBase('gateway', payload);
       checkLifetime('gateway', payload, MAX_GATEWAY_ASSERTION_LIFETIME_S);
     } catch (err) {
-      throw toAuthError('gateway', err);
+      throw mapped('gateway', err);
     }
     // Re-read after the (async) signature check: a revocation that landed meanwhile must win.
     const current = await lookup();
