@@ -28,6 +28,7 @@ import {
   serviceEnvironment,
   serviceMounts,
 } from './helpers/compose.js';
+import { validateComposeSchema } from './helpers/compose-schema.js';
 import { copySources, expandArgs, parseDockerfile } from './helpers/dockerfile.js';
 import { haveCommand, run, tempDir } from './helpers/exec.js';
 import { type Manifest, readManifests, typeCheckManifests, validateWithSchema, yamlFiles } from './helpers/k8s.js';
@@ -232,6 +233,16 @@ describe('docker compose (deploy/compose)', () => {
     expect(interpolate('a${X:-d}b${Y-e}$$', { X: '', Y: '' })).toBe('adb$');
     expect(() => loadCompose({})).toThrow(ComposeInterpolationError);
     expect(() => loadCompose({})).toThrow(/SCANRELAY_REDIS_PASSWORD/);
+  });
+
+  it('follows the Compose Specification schema (no unknown keys, right types)', () => {
+    const doc = parse(readFileSync(COMPOSE_FILE, 'utf8'), { merge: true }) as Record<string, Loose>;
+    expect(validateComposeSchema(doc)).toEqual([]);
+    // The schema check can fail: a misspelt key is reported.
+    doc.services.relay1.readonly = true;
+    expect(validateComposeSchema(doc).join('\n')).toMatch(
+      /\/services\/relay1 must NOT have additional properties.*readonly/,
+    );
   });
 
   it('has Redis, two relays, HAProxy and the demo app, each image built from a Dockerfile that exists', () => {

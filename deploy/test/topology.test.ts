@@ -118,7 +118,7 @@ describe('compose topology as processes: redis + 2 relays + haproxy (TLS) + gate
         b.events.find(
           (e) =>
             e.kind === 'command.status' &&
-            JSON.stringify(e.data).includes(jti) &&
+            e.data.command === jti &&
             ['completed', 'failed', 'rejected', 'expired'].includes(String(e.data.state)),
         ),
       60_000,
