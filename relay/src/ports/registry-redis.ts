@@ -46,14 +46,23 @@ export class RedisRegistry implements Registry {
       throw new PortError('conflict', 'activation record must name the gateway and site it activates');
     }
     const { status, publicKey, thumbprint, activatedAt, revokedAt, ...base } = gateway;
-    if (publicKey || thumbprint || activatedAt !== undefined || revokedAt !== undefined || status !== 'pending') {
-      throw new PortError('conflict', 'a new gateway must be pending, without a key');
-    }
     const { failures, used, ...actBase } = activation;
     const result = await this.#conn.script(
       'registry-create',
       [gatewayKey(gateway.id), activationKey(activation.lookup), INDEX],
-      [gateway.id, JSON.stringify(base), status, JSON.stringify(actBase), activation.expiresAt, failures, used ? 1 : 0],
+      [
+        gateway.id,
+        JSON.stringify(base),
+        status,
+        JSON.stringify(actBase),
+        activation.expiresAt,
+        failures,
+        used ? 1 : 0,
+        publicKey ? JSON.stringify(publicKey) : '',
+        thumbprint ?? '',
+        activatedAt ?? '',
+        revokedAt ?? '',
+      ],
     );
     if (result === 'gateway_exists') throw new PortError('conflict', `gateway ${gateway.id} already exists`);
     if (result === 'lookup_exists') {

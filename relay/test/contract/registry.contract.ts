@@ -71,6 +71,17 @@ export function registryContract(name: string, factory: RegistryFactory): void {
       expect(await registry.getActivation(uniqueId('lk'))).toBeUndefined();
     });
 
+    it('imports a gateway that is already active (key bound) exactly as given', async () => {
+      const { registry, clock } = await make();
+      const { g, a } = pending(clock, { status: 'active', publicKey: KEY, thumbprint: 'tp0', activatedAt: 5 });
+      await registry.createGateway(g, { ...a, used: true });
+      expect(await registry.getGateway(g.id)).toEqual(g);
+      expect(await registry.activate(a.lookup, { publicKey: KEY, thumbprint: 'x' }, clock.now(), 5)).toEqual({
+        ok: false,
+        reason: 'used',
+      });
+    });
+
     it('refuses an existing gateway id or activation lookup with `conflict`', async () => {
       const { registry, clock } = await make();
       const { g, a } = pending(clock);
