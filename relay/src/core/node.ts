@@ -70,6 +70,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
   #started = false;
   #shuttingDown = false;
   #maintenance: Promise<void> | undefined;
+  readonly #releases = new Set<Promise<void>>();
 
   constructor(deps: RelayNodeDeps) {
     this.#d = deps;
@@ -296,11 +297,16 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     this.#perIp.decrement(conn.ip);
     this.#d.metrics.connections.dec({ role: conn.metricRole });
     this.#d.metrics.closes.inc({ role: conn.endpoint, code: String(code) });
-    if (conn instanceof BrowserConn) this.sessions.closed(conn);
-    else
-      this.gateways.closed(conn).catch((err: unknown) => {
-        this.#d.logger.error({ err, gateway: conn.gateway }, 'releasing gateway presence failed; the lease will lapse');
-      });
+    if (conn instanceof BrowserConn) {
+      this.sessions.closed(conn);
+      return;
+    }
+    const release = this.gateways.closed(conn).catch((err: unknown) => {
+      this.#d.logger.error({ err, gateway: conn.gateway }, 'releasing gateway presence failed; the lease will lapse');
+    });
+    // Shutdown waits for these so the offline news is published before the Bus closes.
+    this.#releases.add(release);
+    void release.finally(() => this.#releases.delete(release));
   }
 
   #clearHelloTimer(conn: AnyConn): void {
@@ -423,6 +429,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     const deadline = Date.now() + config.timings.shutdownGraceMs;
     while (this.#conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const conn of this.#conns.values()) conn.transport.terminate();
+    await Promise.allSettled([...this.#releases]);
     await this.#maintenance;
     await this.router.close();
     await Promise.allSettled([ports.bus.unsubscribe(nodeChannel(this.nodeId)), ports.bus.unsubscribe(CONTROL_CHANNEL)]);
