@@ -245,17 +245,22 @@ function makeScpClass(cfg: ScpConfig) {
       const reply = onceCallback(callback, () =>
         log.error({ what, callingAet: this.callingAet }, 'SCP handler answered twice; second answer dropped'),
       );
-      run().then(reply, (err: unknown) => {
-        log.error(
-          { what, callingAet: this.callingAet, err: (err as Error)?.message },
-          `${what} failed; answered the modality with a failure status`,
+      run()
+        .catch((err: unknown) => {
+          log.error(
+            { what, callingAet: this.callingAet, err: (err as Error)?.message },
+            `${what} failed; answered the peer with a failure status`,
+          );
+          return onError();
+        })
+        .then(reply)
+        // Sending can throw (socket gone); a rejection here would otherwise be unhandled and end the process.
+        .catch((err: unknown) =>
+          log.error(
+            { what, callingAet: this.callingAet, err: (err as Error)?.message },
+            `could not send the ${what} response`,
+          ),
         );
-        try {
-          reply(onError());
-        } catch (sendErr) {
-          log.error({ what, err: (sendErr as Error)?.message }, 'could not send the failure response');
-        }
-      });
     }
 
     override cEchoRequest(request: dimse.requests.CEchoRequest, callback: (r: dimse.responses.CEchoResponse) => void) {
