@@ -182,6 +182,20 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     now,
   });
 
+  // Commands that were running when the agent last died: their senders get a terminal state, not silence.
+  for (const jti of guard.interrupted()) {
+    log.warn({ command: jti }, 'a command was interrupted by the last stop of the agent; reporting it as failed');
+    report({
+      command: jti,
+      state: 'failed',
+      detail: {
+        reason: 'interrupted',
+        message: 'the gateway restarted while this command ran; check its effect (e.g. the worklist) before retrying',
+      },
+    });
+    void guard.complete(jti);
+  }
+
   // ── event pump: resend after welcome.acked, then stream; bounded in-flight window, paced by the link ──
   const window = opts.sendWindow ?? 16;
   const resendAfterMs = opts.resendAfterMs ?? 15_000;

@@ -145,6 +145,7 @@ export class CommandDispatcher {
     } finally {
       this.running--;
       this.waiting.shift()?.();
+      await this.opts.guard.complete(verified.jti);
     }
   }
 

@@ -4,8 +4,11 @@
  * the clock tolerance), so the same token offered again — by the relay, by anyone, before or after a
  * restart or a kill -9 — is refused as `replayed`.
  *
- * On disk (`<state>/replay/seen.log`): journal records `{ "jti": "…", "until": <ms epoch> }` (format and
- * torn-write recovery in util/journal.ts). Expired entries are pruned from memory as time passes, and the
+ * On disk (`<state>/replay/seen.log`): journal records `{ "jti": "…", "until": <ms epoch> }` written before a
+ * command runs, and `{ "jti": "…", "done": true }` once its outcome has been reported (format and torn-write
+ * recovery in util/journal.ts). A jti claimed but never marked done when the agent starts belongs to a command
+ * that was running when the agent died: `interrupted()` lists them so the agent can report them as failed
+ * instead of leaving the sender waiting. Expired entries are pruned from memory as time passes, and the
  * file is rewritten atomically (temp file, fsync, rename) once most of its records are expired.
  *
  * Bounded: at most `maxEntries` live entries. Tokens live at most 5 minutes, so that bound is only reached
@@ -30,12 +33,16 @@ export interface ReplayGuardOptions {
 interface Entry {
   jti: string;
   until: number;
+  done?: boolean;
 }
 
 export type ClaimResult = 'claimed' | 'replayed';
 
 export class ReplayGuard {
   private readonly seen = new Map<string, number>();
+  /** Claimed, not yet marked done. */
+  private readonly running = new Set<string>();
+  private readonly interruptedAtStart: string[];
   private readonly maxEntries: number;
   private readonly now: () => number;
   private readonly log: Logger;
@@ -56,7 +63,12 @@ export class ReplayGuard {
     this.now = opts.now ?? Date.now;
     this.log = opts.logger;
     const now = this.now();
-    for (const r of records) if (r.until > now) this.seen.set(r.jti, Math.max(r.until, this.seen.get(r.jti) ?? 0));
+    const done = new Set<string>();
+    for (const r of records) {
+      if (r.done) done.add(r.jti);
+      else if (r.until > now) this.seen.set(r.jti, Math.max(r.until, this.seen.get(r.jti) ?? 0));
+    }
+    this.interruptedAtStart = [...this.seen.keys()].filter((j) => !done.has(j));
     this.fileRecords = records.length;
     this.commit = new GroupCommit((batch) => this.flush(batch));
   }
@@ -73,7 +85,9 @@ export class ReplayGuard {
     const records: Entry[] = [];
     for (const r of result.records) {
       const e = r as Partial<Entry>;
-      if (typeof e?.jti === 'string' && Number.isFinite(e.until)) records.push({ jti: e.jti, until: e.until! });
+      if (typeof e?.jti !== 'string') continue;
+      if (e.done === true) records.push({ jti: e.jti, until: 0, done: true });
+      else if (Number.isFinite(e.until)) records.push({ jti: e.jti, until: e.until! });
     }
     return new ReplayGuard(path, await AppendFile.open(path), records, opts);
   }
@@ -81,6 +95,27 @@ export class ReplayGuard {
   /** Live entries held. */
   get size(): number {
     return this.seen.size;
+  }
+
+  /**
+   * Commands (jtis) that were claimed but never marked done before the agent last stopped: they were
+   * running when it died. Still-valid ones only.
+   */
+  interrupted(): string[] {
+    return [...this.interruptedAtStart];
+  }
+
+  /**
+   * Mark a claimed command finished (its terminal status was reported), durably, so that a restart does not
+   * report it as interrupted. Failures are logged, not thrown: the command has already run.
+   */
+  async complete(jti: string): Promise<void> {
+    if (!this.running.delete(jti) && !this.interruptedAtStart.includes(jti)) return;
+    try {
+      await this.commit.submit({ jti, until: 0, done: true });
+    } catch (err) {
+      this.log.warn({ err }, 'replay guard: could not record a command as finished');
+    }
   }
 
   /** Whether `jti` has been seen and is still remembered. */
@@ -104,6 +139,7 @@ export class ReplayGuard {
     // Mark in memory first (synchronously) so a concurrent claim of the same jti is refused even before the
     // write completes; it stays marked even if the write fails, so a failed claim never runs later either.
     this.seen.set(jti, until);
+    this.running.add(jti);
     try {
       await this.commit.submit({ jti, until });
     } catch (err) {
@@ -119,7 +155,9 @@ export class ReplayGuard {
   }
 
   private async flush(batch: Entry[]): Promise<void> {
-    await this.file.appendDurably(batch.map((e) => encodeRecord(e)).join(''));
+    await this.file.appendDurably(
+      batch.map((e) => encodeRecord(e.done ? { jti: e.jti, done: true } : { jti: e.jti, until: e.until })).join(''),
+    );
     this.fileRecords += batch.length;
     // Rewrite once the file is mostly dead weight. Runs inside the commit loop, so no append interleaves.
     if (this.fileRecords > 1000 && this.fileRecords > 2 * this.seen.size) {
@@ -135,7 +173,12 @@ export class ReplayGuard {
   private async rewrite(): Promise<void> {
     const now = this.now();
     const live: string[] = [];
-    for (const [jti, until] of this.seen) if (until > now) live.push(encodeRecord({ jti, until }));
+    for (const [jti, until] of this.seen)
+      if (until > now) {
+        live.push(encodeRecord({ jti, until }));
+        // Finished commands keep their done mark, or a restart would report them as interrupted.
+        if (!this.running.has(jti)) live.push(encodeRecord({ jti, done: true }));
+      }
     // Replace the file first (the open handle keeps pointing at the old inode), then switch handles.
     await writeFileAtomic(this.path, live.join(''));
     const old = this.file;
@@ -148,6 +191,10 @@ export class ReplayGuard {
     const now = this.now();
     if (now - this.lastPrune < 1000) return;
     this.lastPrune = now;
-    for (const [jti, until] of this.seen) if (until <= now) this.seen.delete(jti);
+    for (const [jti, until] of this.seen)
+      if (until <= now) {
+        this.seen.delete(jti);
+        this.running.delete(jti);
+      }
   }
 }

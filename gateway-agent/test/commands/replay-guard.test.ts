@@ -68,6 +68,23 @@ describe('replay guard', () => {
     await h.close();
   });
 
+  it('lists commands claimed but never finished before a restart as interrupted, once', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gw-guard-'));
+    const g = await ReplayGuard.open({ dir, logger });
+    await g.claim('ran', Date.now() + 60_000);
+    await g.complete('ran');
+    await g.claim('cut', Date.now() + 60_000);
+    await g.close();
+    const h = await ReplayGuard.open({ dir, logger });
+    expect(h.interrupted()).toEqual(['cut']);
+    expect(await h.claim('cut', Date.now() + 60_000)).toBe('replayed');
+    await h.complete('cut');
+    await h.close();
+    const k = await ReplayGuard.open({ dir, logger });
+    expect(k.interrupted()).toEqual([]);
+    await k.close();
+  });
+
   it('recovers from a torn last record', async () => {
     dir = await mkdtemp(join(tmpdir(), 'gw-guard-'));
     const g = await ReplayGuard.open({ dir, logger });

@@ -4,6 +4,7 @@
  * statuses queued while offline, revocation ending the agent.
  */
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeParts,
@@ -15,6 +16,7 @@ import {
   writeJwksFile,
 } from '../../../relay/test/helpers/tokens.js';
 import { type Agent, startAgent } from '../../src/agent.js';
+import { ReplayGuard } from '../../src/commands/replay-guard.js';
 import { validateConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { createFakeDicom, type FakeDicom, WORKLIST_ARGS } from '../helpers/fake-dicom.js';
@@ -156,6 +158,23 @@ describe('agent with a fake relay', () => {
     const states = relay.statuses.map((s) => s.state);
     expect(states[0]).toBe('verified');
     expect(states.at(-1)).toBe('completed');
+  });
+
+  it('reports a command that was running when the agent died as failed (interrupted) after the restart', async () => {
+    const relay = await FakeRelay.start();
+    cleanups.push(() => relay.stop());
+    const state = await makeGatewayState();
+    cleanups.push(() => rm(state.dir, { recursive: true, force: true }));
+    const guard = await ReplayGuard.open({ dir: join(state.dir, 'replay'), logger });
+    await guard.claim('cmd-cut-short', Date.now() + 60_000);
+    await guard.close();
+    await start(relay.url, state.dir);
+    await relay.until(() => relay.statuses.length === 1, 10_000, 'interrupted status');
+    expect(relay.statuses[0]).toMatchObject({
+      command: 'cmd-cut-short',
+      state: 'failed',
+      detail: { reason: 'interrupted' },
+    });
   });
 
   it('ends with a fatal exit when the relay revokes the gateway', async () => {
