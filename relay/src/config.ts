@@ -106,6 +106,12 @@ export interface RelayConfig {
   transport: TransportKind;
   /** pino level. Default `info`. */
   logLevel: LogLevel;
+  /**
+   * Behind our own proxy (HAProxy, ingress): take the client address from the last `X-Forwarded-For` hop for
+   * the per-IP caps (and the admin API's limits). Never enable when clients can reach the relay directly.
+   * Default false.
+   */
+  trustProxy: boolean;
   limits: RelayLimits;
   timings: RelayTimings;
   history: HistoryConfig;
@@ -234,6 +240,7 @@ export function resolveConfig(input: RelayConfigInput): RelayConfig {
     nodeId: input.nodeId ?? defaultNodeId(),
     transport: input.transport ?? 'ws',
     logLevel: input.logLevel ?? 'info',
+    trustProxy: input.trustProxy ?? false,
     limits: { ...DEFAULT_LIMITS, ...input.limits },
     timings: { ...DEFAULT_TIMINGS, ...input.timings },
     history: { ...DEFAULT_HISTORY, ...input.history },
@@ -278,6 +285,8 @@ function validate(c: RelayConfig): void {
     );
   if (c.transport !== 'ws' && c.transport !== 'uws')
     throw new ConfigError('SCANRELAY_TRANSPORT (transport)', `must be ws or uws (got ${String(c.transport)})`);
+  if (typeof c.trustProxy !== 'boolean')
+    throw new ConfigError('SCANRELAY_TRUST_PROXY (trustProxy)', 'must be true or false');
   if (!LOG_LEVELS.includes(c.logLevel))
     throw new ConfigError('SCANRELAY_LOG_LEVEL (logLevel)', `must be one of ${LOG_LEVELS.join(', ')}`);
   for (const section of ['limits', 'timings', 'history'] as const) {
@@ -354,6 +363,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RelayConfigInput {
   set('nodeId', str('SCANRELAY_NODE_ID'));
   set('transport', str('SCANRELAY_TRANSPORT') as TransportKind | undefined);
   set('logLevel', str('SCANRELAY_LOG_LEVEL') as LogLevel | undefined);
+  const trust = str('SCANRELAY_TRUST_PROXY');
+  if (trust !== undefined) {
+    if (!/^(true|false|1|0|yes|no)$/i.test(trust))
+      throw new ConfigError('SCANRELAY_TRUST_PROXY', `must be true or false (got "${trust.slice(0, 20)}")`);
+    out.trustProxy = /^(true|1|yes)$/i.test(trust);
+  }
   for (const [name, [section, key]] of Object.entries(LIMIT_ENV)) {
     const v = int(name);
     if (v === undefined) continue;

@@ -165,6 +165,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       hooks,
       logger,
       audience: config.audience,
+      trustProxy: config.trustProxy,
       ...(deps.activation ? { activation: deps.activation } : {}),
     });
     const http = createHttpHandler({

@@ -164,8 +164,9 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     const subprotocol = chooseSubprotocol(req.protocols);
     const codec = codecForSubprotocol(subprotocol);
     if (!subprotocol || !codec) return refuse(400, 'offer scanrelay.v1.json or scanrelay.v1.msgpack');
-    if (!this.#perIp.hasRoom(req.ip)) return refuse(429, 'too many connections from this address');
-    return { ok: true, endpoint, codec, subprotocol, ip: req.ip };
+    const ip = this.#clientIp(req);
+    if (!this.#perIp.hasRoom(ip)) return refuse(429, 'too many connections from this address');
+    return { ok: true, endpoint, codec, subprotocol, ip };
   }
 
   open(transport: TransportConnection, decision: Extract<UpgradeDecision, { ok: true }>): ConnectionHandlers {
@@ -313,6 +314,13 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     if (conn.helloTimer === undefined) return;
     this.#d.clock.clearTimeout(conn.helloTimer);
     conn.helloTimer = undefined;
+  }
+
+  /** The socket's address, or behind our own proxy the last X-Forwarded-For hop (the one our proxy added). */
+  #clientIp(req: UpgradeRequest): string {
+    if (!this.#d.config.trustProxy || !req.forwardedFor) return req.ip;
+    const last = req.forwardedFor.split(',').at(-1)?.trim();
+    return last && last.length <= 64 ? last : req.ip;
   }
 
   #originAllowed(origin: string | undefined): boolean {

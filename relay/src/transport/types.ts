@@ -54,6 +54,11 @@ export interface UpgradeRequest {
   ip: string;
   /** Subprotocols offered in `Sec-WebSocket-Protocol`, split on `,` (unparsed entries are fine; the core trims). */
   protocols: readonly string[];
+  /**
+   * The raw `X-Forwarded-For` header, if any. Adapters should pass it; the core uses it only when
+   * `SCANRELAY_TRUST_PROXY` is on (the relay sits behind its own proxy), taking the last hop as the client.
+   */
+  forwardedFor?: string | undefined;
 }
 
 /** The core's answer to an {@link UpgradeRequest}. */
@@ -64,7 +69,7 @@ export type UpgradeDecision =
       codec: Codec;
       /** The exact subprotocol to answer with (one of the protocol package's fixed names). */
       subprotocol: string;
-      /** Peer IP, as passed in the request (kept so the core can account the connection). */
+      /** Client IP the core accounts the connection to (the socket's, or the proxy-reported one). */
       ip: string;
     }
   | {

@@ -32,6 +32,10 @@ export function normaliseIp(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.at(-1) : value;
+}
+
 /** Answer a refused upgrade on the raw socket and close it (the same way ws itself aborts a handshake). */
 function refuse(socket: Duplex, status: number, message: string): void {
   if (!socket.writable) {
@@ -156,6 +160,7 @@ class WsTransport implements TransportServer {
         origin: req.headers.origin,
         ip: normaliseIp(req.socket.remoteAddress),
         protocols: header ? header.split(',') : [],
+        forwardedFor: firstHeader(req.headers['x-forwarded-for']),
       });
       if (!decision.ok) {
         refuse(socket, decision.status, decision.message);

@@ -6,10 +6,10 @@
 import { codeForClose, ERROR_CODES, encodeMessage } from '@scanrelay/protocol';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Relay } from '../../src/relay.js';
 import type { TestClient } from '../helpers/client.js';
 import type { Fixture } from '../helpers/relay-fixture.js';
 import { createFixture } from '../helpers/relay-fixture.js';
-import type { Relay } from '../../src/relay.js';
 
 const TYPES = ['hello', 'auth', 'subscribe', 'unsubscribe', 'command', 'ping', 'event', 'command.status', 'welcome'];
 const FIELDS = ['type', 'ref', 'site', 'since', 'token', 'seq', 'kind', 'subject', 'at', 'data', 'command', 'state'];

@@ -114,6 +114,18 @@ describe('upgrade policy', () => {
     expect(await upgradeStatus(url, {})).toBe(101);
   });
 
+  it('behind a trusted proxy, counts the X-Forwarded-For client; otherwise ignores the header', async () => {
+    fx = await createFixture();
+    const trusted = await fx.start({ trustProxy: true, limits: { maxConnectionsPerIp: 1 } });
+    const direct = await fx.start({ limits: { maxConnectionsPerIp: 1 } });
+    const xff = (ip: string) => ({ headers: { 'x-forwarded-for': `6.6.6.6, ${ip}` } });
+    await fx.connectGateway(trusted, xff('10.0.0.1'));
+    expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.2'))).toBe(101);
+    expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.1'))).toBe(429);
+    await fx.connectGateway(direct, xff('10.0.0.1'));
+    expect(await upgradeStatus(fx.url(direct, 'gateway'), xff('10.0.0.2'))).toBe(429);
+  });
+
   it('caps browser connections per user with rate_limited (4001)', async () => {
     fx = await createFixture();
     const relay = await fx.start({ limits: { maxConnectionsPerUser: 2 } });
