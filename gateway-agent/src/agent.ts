@@ -27,7 +27,7 @@ import type { GatewayConfig } from './config.js';
 import { gatewayEndpoint } from './config.js';
 import { createDicomService } from './dicom/index.js';
 import type { DicomOptions, DicomService } from './dicom/types.js';
-import { loadIdentity, signAssertion } from './keys/identity.js';
+import { type LoadedIdentity, loadIdentity, signAssertion } from './keys/identity.js';
 import { GatewayLink, type LinkOptions } from './link/link.js';
 import type { LinkState, StopInfo } from './link/types.js';
 import { createLogger, type Logger } from './log.js';
@@ -117,7 +117,41 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     maxEvents: config.outboxMaxEvents,
     maxBytes: config.outboxMaxBytes,
   });
-  const guard = await ReplayGuard.open({ dir: join(config.stateDir, 'replay'), logger: log, now });
+  let guard: ReplayGuard | undefined;
+  let dicom: DicomService;
+  try {
+    guard = await ReplayGuard.open({ dir: join(config.stateDir, 'replay'), logger: log, now });
+    dicom = await startDicom(config, opts, log, outbox, now);
+  } catch (err) {
+    await outbox.close().catch(() => undefined);
+    await guard?.close().catch(() => undefined);
+    throw err;
+  }
+  return wire({ config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom });
+}
+
+/** Everything `startAgent` opened, handed to `wire`. */
+interface Parts {
+  config: GatewayConfig;
+  opts: StartAgentOptions;
+  log: Logger;
+  now: () => number;
+  identity: LoadedIdentity;
+  urls: string[];
+  keys: PinnedKeys;
+  verifier: CommandVerifier;
+  outbox: Outbox;
+  guard: ReplayGuard;
+  dicom: DicomService;
+}
+
+async function startDicom(
+  config: GatewayConfig,
+  opts: StartAgentOptions,
+  log: Logger,
+  outbox: Outbox,
+  now: () => number,
+): Promise<DicomService> {
   const dicomDir = join(config.stateDir, 'dicom');
   await ensurePrivateDir(dicomDir);
   const createDicom = opts.createDicom ?? createDicomService;
@@ -138,14 +172,13 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     },
     now,
   });
-  try {
-    await dicom.start();
-  } catch (err) {
-    await outbox.close();
-    await guard.close();
-    throw err;
-  }
+  await dicom.start();
+  return dicom;
+}
 
+/** Wire the started parts together and connect. */
+function wire(parts: Parts): Agent {
+  const { config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom } = parts;
   const link = new GatewayLink({
     urls,
     gatewayId: identity.gateway,
@@ -159,17 +192,25 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
 
   // ── command statuses: sent at once when online, queued in order while offline ──
   const statusQueue: StatusReport[] = [];
+  const flushStatuses = (): void => {
+    while (statusQueue.length > 0) {
+      if (link.send({ type: 'command.status', ...statusQueue[0]! })) statusQueue.shift();
+      else if (link.state === 'online') {
+        // Online but refused by the link: only a frame too large for the relay. Never let it block the rest.
+        log.error({ command: statusQueue[0]!.command }, 'a command status was too large to send; dropped it');
+        statusQueue.shift();
+      } else return;
+    }
+  };
   const report = (status: StatusReport): void => {
-    if (statusQueue.length === 0 && link.send({ type: 'command.status', ...status })) return;
     if (statusQueue.length >= MAX_QUEUED_STATUSES) {
+      // Keep terminal states: drop the oldest intermediate one (verified, running, progress).
       const i = statusQueue.findIndex((s) => s.state === 'progress' || s.state === 'running' || s.state === 'verified');
       statusQueue.splice(i === -1 ? 0 : i, 1);
       log.warn('too many command statuses queued while offline; dropped the oldest intermediate one');
     }
     statusQueue.push(status);
-  };
-  const flushStatuses = (): void => {
-    while (statusQueue.length > 0 && link.send({ type: 'command.status', ...statusQueue[0]! })) statusQueue.shift();
+    flushStatuses();
   };
 
   const dispatcher = new CommandDispatcher({
