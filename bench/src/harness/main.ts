@@ -27,6 +27,12 @@ const METHOD =
   'one subscriber in 10; a step is invalid when the load generator passes 75 % CPU or 5 ms event-loop delay p99, ' +
   'or when any delivery is lost. Medians across rounds; ratios per round with their min–max.';
 
+function append<T>(table: Record<string, T[]>, key: string, value: T): void {
+  const list = table[key] ?? [];
+  list.push(value);
+  table[key] = list;
+}
+
 function isRelayArm(a: ArmSpec): boolean {
   return a.name.startsWith('scanrelay');
 }
@@ -103,7 +109,7 @@ export async function runBench(cfg: RunConfig, command: string): Promise<Report>
         const steps = await withArm(arm, 'fanout', round, cfg.fanout.topics, (inst) =>
           runFanout(inst, cfg.fanout, (s) => progress.note(label(`fan-out ${s}`))),
         );
-        if (steps) (report.fanout[arm.name] ??= []).push(steps);
+        if (steps) append(report.fanout, arm.name, steps);
         progress.tick(label('fan-out done'));
       }
       if (cfg.scenarios.has('connections')) {
@@ -111,13 +117,13 @@ export async function runBench(cfg: RunConfig, command: string): Promise<Report>
         const r = await withArm(arm, 'connections', round, cfg.fanout.topics, (inst) =>
           runConnections(inst, cfg.idleConnections, cfg.fanout.topics),
         );
-        if (r) (report.connections[arm.name] ??= []).push(r);
+        if (r) append(report.connections, arm.name, r);
         progress.tick(label('connections done'));
       }
       if (isRelayArm(arm) && cfg.scenarios.has('command')) {
         progress.note(label('command'));
         const r = await withArm(arm, 'command', round, 1, (inst) => runCommand(inst, cfg.command));
-        if (r) (report.command[arm.name] ??= []).push(r);
+        if (r) append(report.command, arm.name, r);
         progress.tick(label('command done'));
       }
     }
@@ -125,7 +131,7 @@ export async function runBench(cfg: RunConfig, command: string): Promise<Report>
   if (cfg.scenarios.has('churn') && churnArm) {
     progress.note(`${churnArm.name} churn`);
     const r = await withArm(churnArm, 'churn', 0, cfg.churn.sites, (inst) => runChurn(inst, cfg.churn));
-    if (r) (report.churn[churnArm.name] ??= []).push(r);
+    if (r) append(report.churn, churnArm.name, r);
     progress.tick(`${churnArm.name} churn done`);
   }
   if (cfg.scenarios.has('capacity')) {

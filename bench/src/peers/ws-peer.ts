@@ -11,8 +11,8 @@ wss.on('connection', (ws, req) => {
   const [, role, topic = ''] = (req.url ?? '').split('/');
   ws.on('error', () => ws.terminate());
   if (role === 'sub') {
-    let set = topics.get(topic);
-    if (!set) topics.set(topic, (set = new Set()));
+    const set = topics.get(topic) ?? new Set<WebSocket>();
+    topics.set(topic, set);
     set.add(ws);
     ws.on('close', () => set.delete(ws));
   } else {

@@ -10,6 +10,7 @@ import { type LoadHealth, LoadMonitor, sleep } from '../harness/loadgen.js';
 import { cpuSeconds } from '../harness/proc.js';
 import { ISSUER } from '../harness/scanrelay.js';
 import { Latency, type LatencySummary } from '../harness/stats.js';
+import { waitUntil } from './fanout.js';
 
 export interface CommandResult {
   rate: number;
@@ -91,7 +92,7 @@ export async function runCommand(
         browsers[i % browsers.length]!.send({ type: 'command', ref, token: tokens[i]! });
         i++;
       }
-      await new Promise((r) => setImmediate(r));
+      await waitUntil(t0 + i * period);
     }
     const deadline = performance.now() + 3_000;
     while (pending.size > 0 && performance.now() < deadline) await sleep(5);

@@ -119,6 +119,7 @@ async function publishFor(
   for (;;) {
     const now = performance.now();
     let pending = false;
+    let nextDue = Number.POSITIVE_INFINITY;
     for (let t = 0; t < publishers.length; t++) {
       const offset = (period * t) / publishers.length;
       while (nextIdx[t]! < count) {
@@ -129,10 +130,13 @@ async function publishFor(
         nextIdx[t]!++;
         sent++;
       }
-      if (nextIdx[t]! < count) pending = true;
+      if (nextIdx[t]! < count) {
+        pending = true;
+        nextDue = Math.min(nextDue, t0 + offset + nextIdx[t]! * period);
+      }
     }
     if (!pending) return sent;
-    await new Promise((r) => setImmediate(r));
+    await waitUntil(nextDue);
   }
 }
 
@@ -202,6 +206,16 @@ export async function runFanout(
     for (const c of closers) c.close();
   }
   return results;
+}
+
+/**
+ * Yield until about `due` (performance.now() ms): a timer when it is more than ~1.5 ms away (so the load
+ * generator idles instead of spinning), else one turn of the event loop.
+ */
+export function waitUntil(due: number): Promise<void> {
+  const wait = due - performance.now();
+  if (wait > 1.5) return new Promise((r) => setTimeout(r, Math.floor(wait - 0.5)));
+  return new Promise((r) => setImmediate(r));
 }
 
 async function drain(got: () => number, expected: number, timeoutMs: number): Promise<void> {
