@@ -244,14 +244,22 @@ export class PacsClient {
     }
     const committed = Array.isArray(dataset.ReferencedSOPSequence) ? dataset.ReferencedSOPSequence.length : 0;
     const failed = Array.isArray(dataset.FailedSOPSequence) ? dataset.FailedSOPSequence.length : 0;
-    await this.opts.emit({
-      kind: 'storage.committed',
-      ...(entry.accession ? { subject: entry.accession } : {}),
-      at: this.opts.now(),
-      data: { transactionUid, committed, failed, by: 'pacs' },
-    });
+    // Settled first, then reported; if the report cannot be recorded the entry comes back and the PACS gets
+    // a failure status, so it may send the result again.
     this.pending.delete(transactionUid);
     await this.persist();
+    try {
+      await this.opts.emit({
+        kind: 'storage.committed',
+        ...(entry.accession ? { subject: entry.accession } : {}),
+        at: this.opts.now(),
+        data: { transactionUid, committed, failed, by: 'pacs' },
+      });
+    } catch (err) {
+      this.pending.set(transactionUid, entry);
+      await this.persist().catch(() => undefined);
+      throw err;
+    }
     return Status.Success;
   }
 

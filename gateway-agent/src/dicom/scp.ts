@@ -40,6 +40,8 @@ const {
 } = dimse.responses;
 const { NEventReportRequest } = dimse.requests;
 const STORAGE_COMMITMENT_INSTANCE = '1.2.840.10008.1.20.1.1';
+/** C-STORE "Refused: Out of Resources" (PS3.4 B.2.3): the object could not be written (disk full, I/O error). */
+const OUT_OF_RESOURCES = 0xa700;
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason, SopClass, StorageClass } =
   dimse.constants;
 const TS = dimse.constants.TransferSyntax;
@@ -460,7 +462,7 @@ function makeScpClass(cfg: ScpConfig) {
           this.openSinks.delete(entry);
           if (entry.sink.failed) {
             await unlink(entry.path).catch(() => undefined);
-            return respond(Status.ResourceLimitation);
+            return respond(OUT_OF_RESOURCES);
           }
           const file: ReceivedFile = {
             path: entry.path,

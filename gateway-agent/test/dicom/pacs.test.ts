@@ -133,4 +133,47 @@ describe('PACS operations against Orthanc', () => {
     const r = await runTool('echoscu', ['-aet', 'ECHOSCU', '-aec', GATEWAY_AET, '127.0.0.1', String(fx.port)]);
     expect(r.code, r.stderr).toBe(0);
   });
+
+  it('forwards received objects to the PACS when forwardToPacs is on', async () => {
+    const fw = await startService({
+      aet: 'SCANRELAYFW',
+      forwardToPacs: true,
+      pacs: { aet: orthanc.aet, host: '127.0.0.1', port: orthanc.dicomPort },
+    });
+    try {
+      const uid = `${STUDY}.77`;
+      const file = join(work, 'fw.dcm');
+      mgDataset({
+        sopClassUid: MG_FOR_PRESENTATION,
+        sopInstanceUid: uid,
+        studyInstanceUid: STUDY,
+        seriesInstanceUid: `${STUDY}.101`,
+        accession: 'ACC-PACS',
+        patientId: 'PACS1',
+        patientName: 'PACS^PATIENT',
+        birthDate: '19700101',
+        sex: 'F',
+        stationAet: MODALITY_AET,
+        rows: 16,
+        columns: 16,
+        index: 0,
+        date: '20260101',
+        time: '100000',
+      }).toFile(file);
+      const r = await runTool('storescu', [
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'SCANRELAYFW',
+        '127.0.0.1',
+        String(fw.port),
+        file,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      await fw.cleanup(); // stop() waits for the forward queue to drain
+    }
+    const found = (await orthanc.rest('/tools/lookup', { body: `${STUDY}.77` })) as { Type: string }[];
+    expect(found.map((f) => f.Type)).toContain('Instance');
+  });
 });
