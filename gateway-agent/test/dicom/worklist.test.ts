@@ -89,23 +89,29 @@ describe('Modality Worklist SCP with dcmtk findscu -W', () => {
       expect(result.code, result.stderr).toBe(0);
       return files.map((f) => read(f).AccessionNumber).sort();
     };
-    expect(await q(['PatientName=SM*'])).toEqual(['ACC1', 'ACC2']);
-    expect(await q(['PatientName=sm?the^*'])).toEqual(['ACC2']);
-    expect(await q(['PatientID=P?00'])).toEqual(['ACC1', 'ACC2', 'ACC3']);
-    expect(await q(['AccessionNumber=ACC3'])).toEqual(['ACC3']);
-    expect(await q([`ScheduledProcedureStepSequence[0].ScheduledStationAETitle=${MODALITY_AET}`])).toEqual([
-      'ACC1',
-      'ACC2',
-    ]);
     const y = dicomDate(Date.now() - 86_400_000);
     const t = dicomDate(Date.now() + 86_400_000);
-    expect(await q([`ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=${y}-${t}`])).toHaveLength(3);
-    expect(await q([`ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=${t}-`])).toEqual([]);
-    expect(await q([`ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=-${today}`])).toHaveLength(3);
-    expect(await q([`ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=${y}`])).toEqual([]);
-    expect(await q(['ScheduledProcedureStepSequence[0].Modality=CT'])).toEqual([]);
-    expect(await q(['ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=0900-1100'])).toHaveLength(3);
-    expect(await q(['ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=1100-'])).toEqual([]);
+    const sps = 'ScheduledProcedureStepSequence[0]';
+    const cases: [string, string[] | number][] = [
+      ['PatientName=SM*', ['ACC1', 'ACC2']],
+      ['PatientName=sm?the^*', ['ACC2']],
+      ['PatientID=P?00', ['ACC1', 'ACC2', 'ACC3']],
+      ['AccessionNumber=ACC3', ['ACC3']],
+      [`${sps}.ScheduledStationAETitle=${MODALITY_AET}`, ['ACC1', 'ACC2']],
+      [`${sps}.ScheduledProcedureStepStartDate=${y}-${t}`, 3],
+      [`${sps}.ScheduledProcedureStepStartDate=${t}-`, []],
+      [`${sps}.ScheduledProcedureStepStartDate=-${today}`, 3],
+      [`${sps}.ScheduledProcedureStepStartDate=${y}`, []],
+      [`${sps}.Modality=CT`, []],
+      [`${sps}.ScheduledProcedureStepStartTime=0900-1100`, 3],
+      [`${sps}.ScheduledProcedureStepStartTime=1100-`, []],
+    ];
+    // Concurrent associations, as several modalities polling at once.
+    const results = await Promise.all(cases.map(([key]) => q([key])));
+    cases.forEach(([key, expected], i) => {
+      if (typeof expected === 'number') expect(results[i], key).toHaveLength(expected);
+      else expect(results[i], key).toEqual(expected);
+    });
   });
 
   it('is idempotent by accession: same → existing, different → conflict; cancel removes it', async () => {
