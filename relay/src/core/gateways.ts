@@ -23,7 +23,7 @@ import type { Presence } from '../ports/presence.js';
 import { CONTROL_CHANNEL, type ReplacedPayload, toBus } from './bus-messages.js';
 import type { Clock } from './clock.js';
 import type { Commands } from './commands.js';
-import type { GatewayConn } from './connection.js';
+import type { ConnState, GatewayConn } from './connection.js';
 import type { Events } from './events.js';
 
 export interface GatewaysDeps {
@@ -77,6 +77,12 @@ export class Gateways {
     );
     conn.present = true;
     conn.lastBeat = since;
+    if ((conn.state as ConnState) === 'closed') {
+      // The socket died while the lease was being claimed: give the lease back at once.
+      conn.present = false;
+      await presence.release(gateway, conn.id);
+      return;
+    }
     const local = this.#byGateway.get(gateway);
     this.#byGateway.set(gateway, conn);
     metrics.gatewaysOnline.set(this.#byGateway.size);
@@ -102,10 +108,13 @@ export class Gateways {
     if (now - conn.lastBeat < config.timings.presenceTtlMs / 3) return;
     conn.lastBeat = now;
     const ours = await this.d.presence.heartbeat(conn.gateway, conn.id, config.timings.presenceTtlMs);
-    if (!ours && conn.present) {
-      conn.present = false;
-      conn.fail('replaced', 'this connection no longer holds the gateway (replaced or expired)');
-    }
+    if (ours || !conn.present) return;
+    conn.present = false;
+    const live = await this.d.presence.get(conn.gateway);
+    if (live && live.connection !== conn.id) conn.fail('replaced', 'a newer connection of this gateway took over');
+    // The lease lapsed (this node stalled past the TTL) and was reaped: the gateway must reconnect (4000), not
+    // stop as a replaced one would.
+    else conn.fail('internal', 'presence lease lapsed; reconnect');
   }
 
   /** The socket is gone: release the lease if it is still ours and tell the site. */

@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import type { RelayConfigInput } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
 import { MemoryHub } from '../../src/ports/create.js';
-import { createRelay, type Relay } from '../../src/relay.js';
+import { createRelay, type Relay, type RelayDeps } from '../../src/relay.js';
 import { type ConnectOptions, type Msg, TestClient } from './client.js';
 import {
   type GatewayKey,
@@ -79,8 +79,8 @@ export class Fixture {
     return (this.opts.clock ?? Date).now();
   }
 
-  /** Start a node (listening) with the fixture's keys; `config` overrides per node. */
-  async start(config: RelayConfigInput = {}): Promise<Relay> {
+  /** Start a node (listening) with the fixture's keys; `config` and `deps` override per node. */
+  async start(config: RelayConfigInput = {}, deps: RelayDeps = {}): Promise<Relay> {
     const n = ++this.#nodes;
     const logs = this.logs;
     const sink = new Writable({
@@ -110,6 +110,7 @@ export class Fixture {
         logger: pino({ level: 'info', base: { node: `node-${n}` } }, sink),
         defaultMetrics: false,
         ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+        ...deps,
       },
     );
     this.relays.push(relay);

@@ -243,3 +243,14 @@ describe('revocation', () => {
     await until(() => relay.connectionCount === 0, 'sockets closed');
   });
 });
+
+describe('error codes', () => {
+  it('answers a command for a gateway nobody registered with unknown_site (error only)', async () => {
+    fx = await createFixture();
+    const relay = await fx.start();
+    const { client } = await fx.browser(relay);
+    client.send({ type: 'command', ref: 'u', token: await fx.command({ aud: 'gw-nobody' }) });
+    expect(await client.next('error')).toMatchObject({ ref: 'u', code: 'unknown_site' });
+    await client.roundTrip();
+  });
+});
