@@ -61,7 +61,8 @@ export interface LinkOptions {
   /**
    * Pace of outgoing frames, kept under the relay's per-connection rate limit (50/s, burst 100 by default)
    * because a frame the relay drops for rate is never stored. `canSend()` is false while the budget is
-   * spent; statuses and heartbeats are always sent and count against it. Default 40/s, burst 40.
+   * spent; statuses and heartbeats are always sent and count against it. Default 40/s, burst 80 (never
+   * more than the relay's bucket allows over any interval).
    */
   sendRate?: { perSecond: number; burst: number };
   now?: () => number;
@@ -108,7 +109,7 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.stableAfterMs = opts.stableAfterMs ?? 30_000;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxBufferedBytes = opts.maxBufferedBytes ?? 1024 * 1024;
-    this.rate = opts.sendRate ?? { perSecond: 40, burst: 40 };
+    this.rate = opts.sendRate ?? { perSecond: 40, burst: 80 };
     this.tokens = this.rate.burst;
     this.stoppedPromise = new Promise((resolve) => {
       this.resolveStopped = resolve;
