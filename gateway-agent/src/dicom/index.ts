@@ -140,6 +140,9 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     now,
   });
 
+  /** Work started by a request but finished after its answer; `stop()` waits for it. */
+  const background = new Set<Promise<unknown>>();
+
   /** A modality's storage commitment to the gateway: committed = the instances stored here. */
   async function commitLocally(dataset: Naturalized) {
     const refs = Array.isArray(dataset.ReferencedSOPSequence) ? (dataset.ReferencedSOPSequence as Naturalized[]) : [];
@@ -166,6 +169,25 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     });
     const report: Naturalized = { TransactionUID: transactionUid, ReferencedSOPSequence: committed };
     if (failed.length > 0) report.FailedSOPSequence = failed;
+    // With forwarding on, the objects' real home is the PACS: once they have been forwarded, ask it to commit
+    // them too; its answer becomes a second storage.committed {by: 'pacs'} (COMPLETED ≠ safely stored).
+    if (forward && committed.length > 0) {
+      const instances = committed.map((c) => ({
+        sopClassUid: textOf(c.ReferencedSOPClassUID),
+        sopInstanceUid: textOf(c.ReferencedSOPInstanceUID),
+      }));
+      const job = forward
+        .drain()
+        .then(() => pacs.requestCommitment(instances, accession))
+        .catch((err: unknown) =>
+          logger.warn(
+            { code: (err as { code?: string }).code, err: (err as Error).message },
+            'could not ask the PACS to commit forwarded objects; they stay on the gateway until retention',
+          ),
+        )
+        .finally(() => background.delete(job));
+      background.add(job);
+    }
     return { status: Status.Success, report: { eventTypeId: failed.length > 0 ? 2 : 1, dataset: report } };
   }
 
@@ -242,6 +264,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
       await scp.close();
       await retentionRun;
       await forward?.drain();
+      await Promise.all([...background]);
     },
     port: () => scp.port(),
     async worklistAdd(args) {

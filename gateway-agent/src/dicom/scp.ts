@@ -493,10 +493,12 @@ export class ScpServer {
 
   async listen(host: string, port: number): Promise<number> {
     const ScpClass = makeScpClass(this.cfg);
+    // A-ASSOCIATE-RQ must come within the timeout; an established association may idle longer (units keep
+    // one open between images), up to four times it, before it is aborted.
     const opts = {
       connectTimeout: this.cfg.timeoutMs * 4,
       associationTimeout: this.cfg.timeoutMs,
-      pduTimeout: this.cfg.timeoutMs,
+      pduTimeout: this.cfg.timeoutMs * 4,
     };
     const server = createServer((socket) => {
       this.sockets.add(socket);

@@ -2,7 +2,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MG_FOR_PRESENTATION, mgDataset } from '../../src/simulator/index.js';
+import { MG_FOR_PRESENTATION, mgDataset, runSimulator } from '../../src/simulator/index.js';
 import { freePort, type OrthancPeer, runTool, startOrthanc, tempDir } from '../helpers/dicom-peers.js';
 import { addArgs, type Fixture, GATEWAY_AET, MODALITY_AET, startService } from './fixture.js';
 
@@ -12,10 +12,14 @@ const INSTANCES = [1, 2, 3].map((i) => `${STUDY}.${i}`);
 let orthanc: OrthancPeer;
 let fx: Fixture;
 let work: string;
+let fwPort: number;
 
 beforeAll(async () => {
   const gwPort = await freePort();
-  orthanc = await startOrthanc({ modalities: { gateway: { aet: GATEWAY_AET, port: gwPort } } });
+  fwPort = await freePort();
+  orthanc = await startOrthanc({
+    modalities: { gateway: { aet: GATEWAY_AET, port: gwPort }, forwarder: { aet: 'SCANRELAYFW', port: fwPort } },
+  });
   fx = await startService({
     port: gwPort,
     pacs: { aet: orthanc.aet, host: '127.0.0.1', port: orthanc.dicomPort },
@@ -134,46 +138,35 @@ describe('PACS operations against Orthanc', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it('forwards received objects to the PACS when forwardToPacs is on', async () => {
+  it('forwards received objects to the PACS and asks it to commit them after the modality asks the gateway', async () => {
     const fw = await startService({
       aet: 'SCANRELAYFW',
+      port: fwPort,
       forwardToPacs: true,
       pacs: { aet: orthanc.aet, host: '127.0.0.1', port: orthanc.dicomPort },
     });
     try {
-      const uid = `${STUDY}.77`;
-      const file = join(work, 'fw.dcm');
-      mgDataset({
-        sopClassUid: MG_FOR_PRESENTATION,
-        sopInstanceUid: uid,
-        studyInstanceUid: STUDY,
-        seriesInstanceUid: `${STUDY}.101`,
-        accession: 'ACC-PACS',
-        patientId: 'PACS1',
-        patientName: 'PACS^PATIENT',
-        birthDate: '19700101',
-        sex: 'F',
-        stationAet: MODALITY_AET,
+      await fw.svc.worklistAdd(addArgs('ACC-FW'));
+      const sim = runSimulator({
+        gateway: { aet: 'SCANRELAYFW', host: '127.0.0.1', port: fw.port },
+        aet: MODALITY_AET,
+        images: 1,
         rows: 16,
         columns: 16,
-        index: 0,
-        date: '20260101',
-        time: '100000',
-      }).toFile(file);
-      const r = await runTool('storescu', [
-        '-aet',
-        'STORESCU',
-        '-aec',
-        'SCANRELAYFW',
-        '127.0.0.1',
-        String(fw.port),
-        file,
-      ]);
-      expect(r.code, r.stderr).toBe(0);
+        commitmentWaitMs: 300,
+        once: true,
+      });
+      await sim.done;
+      const p = sim.procedures[0]!;
+      expect(p).toMatchObject({ accession: 'ACC-FW', images: 2, commitment: { committed: 2, failed: 0 } });
+      const byPacs = await fw.recorder.waitFor('storage.committed', (e) => e.data.by === 'pacs');
+      expect(byPacs).toMatchObject({ subject: 'ACC-FW', data: { committed: 2, failed: 0 } });
+      for (const i of p.instances) {
+        const found = (await orthanc.rest('/tools/lookup', { body: i.sopInstanceUid })) as { Type: string }[];
+        expect(found.map((f) => f.Type)).toContain('Instance');
+      }
     } finally {
-      await fw.cleanup(); // stop() waits for the forward queue to drain
+      await fw.cleanup();
     }
-    const found = (await orthanc.rest('/tools/lookup', { body: `${STUDY}.77` })) as { Type: string }[];
-    expect(found.map((f) => f.Type)).toContain('Instance');
   });
 });

@@ -100,6 +100,14 @@ describe('dcmjs-dimse traps', () => {
     await expect(fx.svc.pacsFind({ accession: 'A1' })).rejects.toMatchObject({ code: 'dicom_timeout' });
   });
 
+  it('a peer that rejects the association is dicom_association_rejected', async () => {
+    const strict = await startService({ aet: 'STRICTPACS', allowedCallingAets: ['SOMEONEELSE'] });
+    fixtures.push(strict);
+    const fx = await startService({ pacs: { aet: 'STRICTPACS', host: '127.0.0.1', port: strict.port } });
+    fixtures.push(fx);
+    await expect(fx.svc.pacsFind({ accession: 'A1' })).rejects.toMatchObject({ code: 'dicom_association_rejected' });
+  });
+
   it('an unreachable peer is a network failure', async () => {
     const fx = await startService({ pacs: { aet: 'NOPACS', host: '127.0.0.1', port: 1 } });
     fixtures.push(fx);
