@@ -89,6 +89,12 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   private pings = 0;
   private onlineAt = 0;
   private lastError: { code: string; message: string } | undefined;
+  /**
+   * The current socket is being closed by this side (a frame the relay sent broke the protocol, or the
+   * subprotocol was not accepted). Its close code then describes our complaint, not the relay's verdict, so
+   * it must not stop the gateway for good: it reconnects with backoff.
+   */
+  private closingLocally = false;
   private readonly rate: { perSecond: number; burst: number };
   private tokens: number;
   private tokensAt = 0;
@@ -265,11 +271,13 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     });
     this.ws = ws;
     this.lastError = undefined;
+    this.closingLocally = false;
     const mine = () => this.ws === ws;
     ws.on('open', () => {
       if (!mine()) return;
       if (ws.protocol !== SUBPROTOCOLS[this.codec]) {
         this.log.error({ url, protocol: ws.protocol }, 'relay link: the relay did not accept our subprotocol');
+        this.closingLocally = true;
         ws.close(1002, 'subprotocol');
         return;
       }
@@ -291,7 +299,10 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
       res.resume();
       ws.terminate();
     });
-    ws.on('error', (err) => {
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws reports protocol violations by the peer (oversized frame, bad opcode …) as WS_ERR_* and then
+      // closes the socket itself with the matching code.
+      if (mine() && err.code?.startsWith('WS_ERR_')) this.closingLocally = true;
       if (mine()) this.dispatch({ type: 'socket_error', message: err.message });
     });
     ws.on('close', (code: number, reason: Buffer) => {
@@ -386,7 +397,7 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.dropSocket();
     const state = this.current;
     if (state === 'idle' || state === 'backoff') return;
-    const action = closeAction(code);
+    const action = this.closingLocally ? 'reconnect' : closeAction(code);
     const errorCode = codeForClose(code) ?? this.lastError?.code;
     if (action === 'stop') {
       const message = errorCode && errorCode in CODES ? CODES[errorCode as keyof typeof CODES].message : reason;

@@ -157,6 +157,17 @@ describe('gateway link', () => {
     await onlineOnce(link);
   });
 
+  it('an oversized frame from the relay makes the gateway reconnect, not stop for good', async () => {
+    const { relay, link } = await setup((r) => [r.url]);
+    link.start();
+    await onlineOnce(link);
+    const again = onlineOnce(link);
+    relay.last.ws.send(Buffer.alloc(70 * 1024), { binary: true });
+    await again;
+    expect(relay.connections).toHaveLength(2);
+    expect(link.state).toBe('online');
+  });
+
   it('speaks JSON when configured to', async () => {
     const { relay, link } = await setup((r) => [r.url], { codec: 'json' });
     link.start();
