@@ -173,6 +173,37 @@ describe('frames', () => {
   });
 });
 
+describe('hostile msgpack (32)', () => {
+  it('refuses deep nesting, huge declared lengths, extension types, __proto__ keys, trailing bytes and int64', async () => {
+    fx = await createFixture();
+    const relay = await fx.start({ limits: { maxBadMessages: 100 } });
+    const gw = await fx.gateway(relay, 'gw-1', { codec: 'msgpack' });
+    const ping = encodeMessage('msgpack', { type: 'ping' }) as Uint8Array;
+    const hostile: Uint8Array[] = [
+      Uint8Array.from([0xdd, 0xff, 0xff, 0xff, 0xff]), // array32 claiming 2^32-1 elements
+      Uint8Array.from([0xdf, 0xff, 0xff, 0xff, 0xff]), // map32 likewise
+      Uint8Array.from(Array(30_000).fill(0x91)), // 30,000 nested arrays
+      Uint8Array.from([0xd4, 0x65, 0x00]), // Error extension
+      Uint8Array.from([0xd6, 0xff, 0, 0, 0, 0]), // Date extension (timestamp)
+      Uint8Array.from([0xc7, 0x01, 0x73, 0x90]), // Set extension
+      Buffer.concat([ping, Buffer.from([0xc0])]), // trailing byte
+      encodeMessage('msgpack', { type: 'event', seq: 1n, kind: 'a.b', at: 1, data: {} } as never) as Uint8Array,
+      Buffer.from(
+        '82a474797065a570696e67a95f5f70726f746f5f5f81a8706f6c6c75746564c3', // {type:'ping', __proto__:{polluted:true}}
+        'hex',
+      ),
+    ];
+    for (const frame of hostile) {
+      gw.client.sendRaw(Buffer.from(frame), true);
+      expect((await gw.client.next('error')).code).toBe('bad_message');
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const deep = Buffer.from(Array(100_000).fill(0x91)); // past the frame cap: 1009 before any decoding
+    gw.client.sendRaw(deep, true);
+    expect((await gw.client.closed).code).toBe(1009);
+  });
+});
+
 describe('http routes', () => {
   it('serves /healthz, /readyz, /version and /metrics; 404 and 405 as JSON', async () => {
     fx = await createFixture();
