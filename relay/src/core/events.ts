@@ -5,14 +5,15 @@
  *
  * ```
  *  gateway ── event{seq} ──▶ stamp {site, gateway} from identity ──▶ EventLog.append ──┬─ duplicate ─▶ event.ack (no fan-out)
- *                                                                                      └─ stored ────▶ event.ack, Bus site:<s>
+ *                                                                                      └─ stored ────▶ event.ack
+ *  (the append itself publishes the stored event on Bus site:<s>: see AppendPublish)
  * ```
  */
 import { type GatewayEvent, type JsonObject, RELAY_EVENT_KINDS } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus } from '../ports/bus.js';
-import type { EventLog, StoredEvent } from '../ports/event-log.js';
+import type { AppendPublish, EventLog, StoredEvent } from '../ports/event-log.js';
 import { type SiteEventPayload, type SitePresencePayload, siteChannel, toBus } from './bus-messages.js';
 import type { Clock } from './clock.js';
 import type { GatewayConn } from './connection.js';
@@ -33,15 +34,27 @@ export class Events {
       return;
     }
     const receivedAt = this.clock.now();
-    const result = await this.eventLog.append({
-      site: conn.site,
-      gateway: conn.gateway,
-      seq: msg.seq,
-      kind: msg.kind,
-      ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
-      at: msg.at,
-      data: msg.data,
-    });
+    let result: Awaited<ReturnType<EventLog['append']>>;
+    try {
+      result = await this.eventLog.append(
+        {
+          site: conn.site,
+          gateway: conn.gateway,
+          seq: msg.seq,
+          kind: msg.kind,
+          ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
+          at: msg.at,
+          data: msg.data,
+        },
+        this.#publishing(conn.site, receivedAt),
+      );
+    } catch (err) {
+      // Not stored. Close (4000, reconnect) so the gateway resends from `welcome.acked`: carrying on would let
+      // a later seq be stored first and this one then be refused as a duplicate — lost.
+      this.logger.error({ err, gateway: conn.gateway, seq: msg.seq }, 'storing an event failed; gateway link closed');
+      conn.fail('internal', 'the event could not be stored; reconnect and resend from welcome.acked');
+      return;
+    }
     if (result.duplicate) {
       // Already stored (a resend after reconnect): acknowledge again, publish nothing.
       this.metrics.eventsAppended.inc({ result: 'duplicate' });
@@ -50,15 +63,15 @@ export class Events {
     }
     this.metrics.eventsAppended.inc({ result: 'stored' });
     conn.send({ type: 'event.ack', seq: msg.seq });
-    await this.#publish(result.event, receivedAt);
   }
 
   /** Append and publish an event the relay itself makes (seq 0). */
   async relayEvent(site: string, gateway: string, kind: string, data: JsonObject): Promise<void> {
     const receivedAt = this.clock.now();
-    const result = await this.eventLog.append({ site, gateway, seq: 0, kind, at: receivedAt, data });
-    if (result.duplicate) return;
-    await this.#publish(result.event, receivedAt);
+    await this.eventLog.append(
+      { site, gateway, seq: 0, kind, at: receivedAt, data },
+      this.#publishing(site, receivedAt),
+    );
   }
 
   /** Presence change: a live `presence` message to the site's watchers and a `gateway.online/offline` event. */
@@ -68,13 +81,14 @@ export class Events {
     await this.relayEvent(site, gateway, online ? 'gateway.online' : 'gateway.offline', { since });
   }
 
-  async #publish(event: StoredEvent, receivedAt: number): Promise<void> {
-    const payload: SiteEventPayload = { kind: 'event', event, receivedAt };
-    try {
-      await this.bus.publish(siteChannel(event.site), toBus(payload));
-    } catch (err) {
-      // The event is durable; watchers that miss it get it on their next resume.
-      this.logger.error({ err, site: event.site }, 'publishing an event failed; live watchers miss it until resume');
-    }
+  /**
+   * The EventLog publishes the stored event itself, in the same step as the append (one Lua script on Redis),
+   * so a node dying between "stored and acked" and "published" cannot leave live watchers without it.
+   */
+  #publishing(site: string, receivedAt: number): AppendPublish {
+    return {
+      channel: siteChannel(site),
+      build: (event: StoredEvent) => toBus({ kind: 'event', event, receivedAt } satisfies SiteEventPayload),
+    };
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import { MemoryBus } from './bus-memory.js';
+import { MemoryBus, MemoryBusHub } from './bus-memory.js';
 import { MemoryCommandQueue } from './command-queue-memory.js';
 import type { EventLogLimits } from './event-log.js';
 import { MemoryEventLog } from './event-log-memory.js';
@@ -46,15 +46,20 @@ export async function createPorts(opts: CreatePortsOptions): Promise<Ports> {
 
 async function createMemoryPorts(opts: CreatePortsOptions): Promise<Ports> {
   const logger = opts.logger.child({ component: 'ports', backend: 'memory' });
-  const make = async (): Promise<SharedStores> => ({
-    eventLog: new MemoryEventLog(opts.eventLog, opts.clock),
-    presence: new MemoryPresence(opts.clock),
-    commands: new MemoryCommandQueue(opts.clock),
-    registry: await FileRegistry.open(opts.dataDir, opts.clock),
-  });
   const hub = opts.memoryHub;
+  const busHub = hub?.bus ?? new MemoryBusHub();
+  const make = async (): Promise<SharedStores> => {
+    // The event log publishes appended events itself (EventLog.append's `publish`), through the same hub.
+    const publisher = new MemoryBus(busHub, logger);
+    return {
+      eventLog: new MemoryEventLog(opts.eventLog, opts.clock, { publish: (c, p) => publisher.publish(c, p) }),
+      presence: new MemoryPresence(opts.clock),
+      commands: new MemoryCommandQueue(opts.clock),
+      registry: await FileRegistry.open(opts.dataDir, opts.clock),
+    };
+  };
   const stores = hub ? await hub.stores(make) : await make();
-  const bus = new MemoryBus(hub?.bus, logger);
+  const bus = new MemoryBus(busHub, logger);
   return {
     bus,
     ...stores,

@@ -8,8 +8,17 @@
 import { randomBytes } from 'node:crypto';
 import type { SnapshotEntry } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
+import type { BusPayload } from './bus.js';
 import { PortError } from './errors.js';
-import type { AppendResult, EventLog, EventLogLimits, NewEvent, ReadResult, StoredEvent } from './event-log.js';
+import type {
+  AppendPublish,
+  AppendResult,
+  EventLog,
+  EventLogLimits,
+  NewEvent,
+  ReadResult,
+  StoredEvent,
+} from './event-log.js';
 import { validateLimits, validateNewEvent } from './event-log-shared.js';
 import { assertId, splitPosition } from './ids.js';
 
@@ -77,15 +86,34 @@ export class MemoryEventLog implements EventLog {
   readonly #clock: Clock;
   readonly #sites = new Map<string, SiteHistory>();
   readonly #lastSeq = new Map<string, number>();
+  readonly #publish: ((channel: string, payload: BusPayload) => Promise<void>) | undefined;
 
-  constructor(limits: EventLogLimits, clock: Clock, epoch: string = randomBytes(6).toString('hex')) {
+  /** `publish` is the Bus used for `append(…, publish)` (a MemoryBus on the node's hub). */
+  constructor(
+    limits: EventLogLimits,
+    clock: Clock,
+    options: { epoch?: string; publish?: (channel: string, payload: BusPayload) => Promise<void> } = {},
+  ) {
     validateLimits(limits);
     this.#limits = { ...limits };
     this.#clock = clock;
-    this.epoch = epoch;
+    this.epoch = options.epoch ?? randomBytes(6).toString('hex');
+    this.#publish = options.publish;
   }
 
-  async append(input: NewEvent): Promise<AppendResult> {
+  async append(input: NewEvent, publish?: AppendPublish): Promise<AppendResult> {
+    if (publish && publish.channel !== `site:${input.site}`) {
+      throw new PortError('invalid_id', `append can only publish on site:${input.site}, not ${publish.channel}`);
+    }
+    const result = this.#append(input);
+    if (publish && !result.duplicate) {
+      if (!this.#publish) throw new PortError('unavailable', 'this memory event log was built without a bus');
+      await this.#publish(publish.channel, publish.build(result.event));
+    }
+    return result;
+  }
+
+  #append(input: NewEvent): AppendResult {
     validateNewEvent(input);
     if (input.seq > 0) {
       const last = this.#lastSeq.get(input.gateway) ?? 0;

@@ -13,15 +13,26 @@
  * Positions are `<epoch>-<stream id>`. The epoch is created with HSETNX in the site's meta hash by the first
  * script that touches the site; if Redis loses the site's data (flush, restart without AOF, failover) a new
  * epoch is created and every older position resyncs. Append, dedupe, trim and snapshot update are one Lua
- * script (event-append.lua), so `append` resolves only after Redis has applied all of it.
+ * script (event-append.lua), so `append` resolves only after Redis has applied all of it — and, with
+ * `publish`, the PUBLISH (SPUBLISH on a cluster: the channel `sr:{site:<id>}:bus` is in the site's slot) of the
+ * stored event happens in that same script, so an acknowledged event is always published.
  */
 import { randomBytes } from 'node:crypto';
 import type { JsonObject, SnapshotEntry } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
+import { busChannel } from './bus-redis.js';
 import { PortError } from './errors.js';
-import type { AppendResult, EventLog, EventLogLimits, NewEvent, ReadResult, StoredEvent } from './event-log.js';
+import type {
+  AppendPublish,
+  AppendResult,
+  EventLog,
+  EventLogLimits,
+  NewEvent,
+  ReadResult,
+  StoredEvent,
+} from './event-log.js';
 import { validateLimits, validateNewEvent } from './event-log-shared.js';
-import { assertId, splitPosition } from './ids.js';
+import { assertChannel, assertId, splitPosition } from './ids.js';
 import type { RedisConnection } from './redis-connection.js';
 
 /** What a stream entry stores (site is implied by the key). */
@@ -65,7 +76,7 @@ export class RedisEventLog implements EventLog {
     this.#clock = clock;
   }
 
-  async append(input: NewEvent): Promise<AppendResult> {
+  async append(input: NewEvent, publish?: AppendPublish): Promise<AppendResult> {
     validateNewEvent(input);
     if (input.seq > 0 && !this.#mapped.has(input.gateway)) {
       await this.#conn.call('set gateway site', (c) => c.set(gatewaySiteKey(input.gateway), input.site));
@@ -75,6 +86,18 @@ export class RedisEventLog implements EventLog {
     if (input.subject !== undefined) entry.j = input.subject;
     const json = JSON.stringify(entry);
     const k = siteKeys(input.site);
+    let channel = '';
+    let template = '';
+    const placeholder = `@@position-${randomBytes(12).toString('hex')}@@`;
+    if (publish) {
+      assertChannel(publish.channel);
+      channel = busChannel(publish.channel);
+      // The channel must hash to the site's slot: the script's keys decide which shard runs it.
+      if (publish.channel !== `site:${input.site}`) {
+        throw new PortError('invalid_id', `append can only publish on site:${input.site}, not ${publish.channel}`);
+      }
+      template = JSON.stringify(publish.build(stored(input, placeholder)));
+    }
     const reply = (await this.#conn.script(
       'event-append',
       [k.events, k.meta, k.seq, k.snap, k.snapz],
@@ -88,20 +111,14 @@ export class RedisEventLog implements EventLog {
         newEpoch(),
         input.subject ?? '',
         json,
+        channel,
+        template,
+        placeholder,
+        this.#conn.isCluster ? 'spublish' : 'publish',
       ],
     )) as [number, string, string?];
     if (reply[0] === 0) return { duplicate: true, lastSeq: Number(reply[1]) };
-    const event: StoredEvent = {
-      site: input.site,
-      gateway: input.gateway,
-      seq: input.seq,
-      kind: input.kind,
-      ...(input.subject !== undefined ? { subject: input.subject } : {}),
-      at: input.at,
-      data: input.data,
-      position: `${reply[1]}-${reply[2]}`,
-    };
-    return { duplicate: false, event };
+    return { duplicate: false, event: stored(input, `${reply[1]}-${reply[2]}`) };
   }
 
   async lastSeq(gateway: string): Promise<number> {
@@ -161,6 +178,19 @@ export class RedisEventLog implements EventLog {
   }
 
   async close(): Promise<void> {}
+}
+
+function stored(input: NewEvent, position: string): StoredEvent {
+  return {
+    site: input.site,
+    gateway: input.gateway,
+    seq: input.seq,
+    kind: input.kind,
+    ...(input.subject !== undefined ? { subject: input.subject } : {}),
+    at: input.at,
+    data: input.data,
+    position,
+  };
 }
 
 function newEpoch(): string {

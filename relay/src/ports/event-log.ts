@@ -10,6 +10,7 @@
  * not stored or fanned out again. On Redis, append + trim + seq check is one Lua script.
  */
 import type { JsonObject, SnapshotEntry } from '@scanrelay/protocol';
+import type { BusPayload } from './bus.js';
 
 export interface NewEvent {
   site: string;
@@ -37,6 +38,23 @@ export interface ReadResult {
   head: string;
 }
 
+/**
+ * Publish the stored event on the Bus as part of `append`, so that a node dying between "stored" and
+ * "published" cannot leave live watchers without an event that is in the history (they would only get it on
+ * their next resume). On Redis the publish happens inside the append script (same shard as the site's keys);
+ * in memory right after the append. Nothing is published for a duplicate.
+ */
+export interface AppendPublish {
+  /** Bus channel, e.g. `site:<id>`. */
+  channel: string;
+  /**
+   * The Bus payload for the stored event. Called once per append. On Redis it is called before the stream id
+   * is known, with a placeholder in `event.position` that the script replaces by the real position: use the
+   * position only as a value to carry, never to derive anything from.
+   */
+  build(event: StoredEvent): BusPayload;
+}
+
 export interface EventLogLimits {
   /** Most events kept per site. */
   maxEvents: number;
@@ -50,9 +68,10 @@ export interface EventLog {
   /**
    * Append an event. Gateway events (seq > 0) whose seq is not above the gateway's stored high-water mark
    * are duplicates. Relay events (seq 0) are always appended. Updates the subject snapshot when `subject`
-   * is set. Resolves only once the event is durable in the backend.
+   * is set. Resolves only once the event is durable in the backend. With `publish`, the stored event is
+   * also published on the Bus (atomically with the append on Redis): the caller must not publish it again.
    */
-  append(event: NewEvent): Promise<AppendResult>;
+  append(event: NewEvent, publish?: AppendPublish): Promise<AppendResult>;
   /** Highest gateway `seq` stored for this gateway, 0 if none (what `welcome.acked` reports). */
   lastSeq(gateway: string): Promise<number>;
   /** Events after `since`, at most `limit`; `gap` when since is past history or from another epoch. */

@@ -4,7 +4,15 @@
  */
 export type { Bus, BusHandler, BusPayload } from './bus.js';
 export type { ClaimResult, CommandOrigin, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
-export type { AppendResult, EventLog, EventLogLimits, NewEvent, ReadResult, StoredEvent } from './event-log.js';
+export type {
+  AppendPublish,
+  AppendResult,
+  EventLog,
+  EventLogLimits,
+  NewEvent,
+  ReadResult,
+  StoredEvent,
+} from './event-log.js';
 export type { Presence, PresenceRecord } from './presence.js';
 export type { ActivateResult, ActivationRecord, GatewayRecord, GatewayStatus, Registry } from './registry.js';
 

@@ -3,7 +3,9 @@
  * implementation (event-log.test.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EventLog, EventLogLimits, NewEvent } from '../../src/ports/event-log.js';
+import type { Bus } from '../../src/ports/bus.js';
+import type { EventLog, EventLogLimits, NewEvent, StoredEvent } from '../../src/ports/event-log.js';
+import { Inbox } from './bus.contract.js';
 import type { ManualClock } from './manual-clock.js';
 
 export interface EventLogFixture {
@@ -13,6 +15,8 @@ export interface EventLogFixture {
   loseHistory(): Promise<EventLog>;
   /** A new EventLog on the same backend with history intact (memory: undefined, it cannot). */
   reopen?: () => Promise<EventLog>;
+  /** A Bus on the same backend, to observe what `append(…, publish)` publishes. */
+  bus: Bus;
   close(): Promise<void>;
 }
 
@@ -252,6 +256,30 @@ export function eventLogContract(name: string, factory: EventLogFactory): void {
         await expect(log.snapshot(bad)).rejects.toMatchObject({ code: 'invalid_id' });
         await expect(log.lastSeq(bad)).rejects.toMatchObject({ code: 'invalid_id' });
       }
+    });
+
+    it('publishes the stored event with its real position as part of the append, and nothing for a duplicate', async () => {
+      const { log, bus } = await make();
+      const { site, gw } = ids();
+      const inbox = new Inbox();
+      await bus.subscribe(`site:${site}`, inbox.handler);
+      const publish = {
+        channel: `site:${site}`,
+        build: (event: StoredEvent) => ({ kind: 'event', event, receivedAt: 42 }),
+      };
+      const first = await log.append(ev(site, gw, 1, { subject: 'S' }), publish);
+      await log.append(ev(site, gw, 1), publish);
+      const second = await log.append(ev(site, gw, 2), publish);
+      await inbox.waitFor(2);
+      if (first.duplicate || second.duplicate) throw new Error('unexpected duplicate');
+      expect(inbox.items).toEqual([
+        { kind: 'event', event: first.event, receivedAt: 42 },
+        { kind: 'event', event: second.event, receivedAt: 42 },
+      ]);
+      await expect(log.append(ev(site, gw, 3), { ...publish, channel: 'site:other' })).rejects.toMatchObject({
+        code: 'invalid_id',
+      });
+      expect(await log.lastSeq(gw)).toBe(2);
     });
 
     it('round-trips nested data and an absent subject exactly', async () => {

@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BusPayload } from '../../src/ports/bus.js';
 import { MemoryBus, MemoryBusHub } from '../../src/ports/bus-memory.js';
 import { MemoryCommandQueue } from '../../src/ports/command-queue-memory.js';
 import { MemoryEventLog } from '../../src/ports/event-log-memory.js';
@@ -33,11 +34,18 @@ busContract('memory', async () => {
 
 eventLogContract('memory', async (limits) => {
   const clock = new ManualClock();
+  const hub = new MemoryBusHub();
+  const publisher = new MemoryBus(hub);
+  const publish = (c: string, p: BusPayload) => publisher.publish(c, p);
+  const bus = new MemoryBus(hub);
   return {
-    log: new MemoryEventLog(limits, clock),
+    log: new MemoryEventLog(limits, clock, { publish }),
     clock,
-    loseHistory: async () => new MemoryEventLog(limits, clock),
-    close: async () => {},
+    bus,
+    loseHistory: async () => new MemoryEventLog(limits, clock, { publish }),
+    close: async () => {
+      await bus.close();
+    },
   };
 });
 

@@ -51,9 +51,11 @@ export function redisContracts(name: string, target: RedisTarget): void {
   eventLogContract(name, async (limits) => {
     const clock = new ManualClock();
     const conns = [await openConnection(target)];
+    const bus = new RedisBus(conns[0]!, silent);
     return {
       log: new RedisEventLog(conns[0]!, limits, clock),
       clock,
+      bus,
       loseHistory: async () => {
         await target.flush();
         const conn = await openConnection(target);
@@ -61,6 +63,7 @@ export function redisContracts(name: string, target: RedisTarget): void {
         return new RedisEventLog(conn, limits, clock);
       },
       close: async () => {
+        await bus.close();
         await Promise.all(conns.map((c) => c.close()));
       },
     };

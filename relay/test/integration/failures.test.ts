@@ -1,6 +1,8 @@
 /**
- * Backend failures reach clients as `internal` (4000: reconnect) — never a crash, never a silent loss: a
- * failed append is not acknowledged (the gateway resends it), and the socket stays usable.
+ * Backend failures reach clients as `internal` (4000: reconnect) — never a crash, never a silent loss. A
+ * failed append is not acknowledged and ends the gateway link: carrying on would let a later `seq` be stored
+ * first and the failed one then be refused as a duplicate on resend, i.e. lost. The gateway reconnects and
+ * resends from `welcome.acked`.
  */
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
@@ -18,7 +20,9 @@ afterEach(async () => {
   await ports?.close();
 });
 
-it('answers a failed append with internal, does not ack it, and keeps the socket', async () => {
+// A failed append closes the gateway link (4000, reconnect): `event.ack {seq}` means "everything up to seq is
+// stored", so later events on the same socket must not be stored ahead of the failed one.
+it('answers a failed append with internal, does not ack it, and closes the link so the gateway resends', async () => {
   fx = await createFixture();
   ports = await createPorts({
     dataDir: `${fx.dataDir}/injected`,
@@ -29,21 +33,26 @@ it('answers a failed append with internal, does not ack it, and keeps the socket
   });
   let failNext = true;
   const append = ports.eventLog.append.bind(ports.eventLog);
-  ports.eventLog.append = async (event) => {
+  ports.eventLog.append = async (event, publish) => {
     if (failNext && event.seq === 1) {
       failNext = false;
       throw new PortError('unavailable', 'backend down (test)');
     }
-    return append(event);
+    return append(event, publish);
   };
   const relay = await fx.start({}, { ports });
   const gw = await fx.gateway(relay, 'gw-1');
   gw.client.send({ type: 'event', seq: 1, kind: 'worklist.added', at: 1, data: {} });
-  expect(await gw.client.next('error')).toMatchObject({ code: 'internal' });
-  gw.client.send({ type: 'event', seq: 1, kind: 'worklist.added', at: 1, data: {} });
-  expect(await gw.client.next('event.ack')).toEqual({ type: 'event.ack', seq: 1 });
-  expect(gw.client.received.filter((m) => m.type === 'event.ack')).toHaveLength(1);
-  const failure = fx.logsWhere((l) => l.msg === 'message handler failed');
+  gw.client.send({ type: 'event', seq: 2, kind: 'worklist.added', at: 2, data: {} });
+  expect((await gw.client.closed).code).toBe(4000);
+  expect(gw.client.received.filter((m) => m.type === 'event.ack')).toEqual([]);
+  const again = await fx.gateway(relay, 'gw-1');
+  expect(again.welcome.acked).toBe(0);
+  again.client.send({ type: 'event', seq: 1, kind: 'worklist.added', at: 1, data: {} });
+  again.client.send({ type: 'event', seq: 2, kind: 'worklist.added', at: 2, data: {} });
+  expect(await again.client.next('event.ack')).toEqual({ type: 'event.ack', seq: 1 });
+  expect(await again.client.next('event.ack')).toEqual({ type: 'event.ack', seq: 2 });
+  const failure = fx.logsWhere((l) => l.msg === 'storing an event failed; gateway link closed');
   expect(failure).toHaveLength(1);
   expect(JSON.stringify(failure)).not.toContain('eyJ');
 });

@@ -8,6 +8,9 @@
 -- ARGV[1] gateway   ARGV[2] seq (0: relay event, never deduped)   ARGV[3] now (ms, node clock)
 -- ARGV[4] maxEvents ARGV[5] maxAgeMs   ARGV[6] maxSubjects   ARGV[7] epoch candidate (used if the site has none)
 -- ARGV[8] subject ('' for none)   ARGV[9] event JSON
+-- ARGV[10] Bus channel to publish the stored event on ('' for none), in the site's slot (sr:{site:<site>}:bus)
+-- ARGV[11] Bus payload with ARGV[12] (a random placeholder) where the position goes
+-- ARGV[13] 'spublish' on a Redis Cluster (sharded pub/sub), else 'publish'
 -- Returns {1, epoch, id} when stored, {0, lastSeq} when (gateway, seq) is a duplicate.
 
 local function parse(id)
@@ -68,6 +71,13 @@ if ARGV[8] ~= '' then
     local gone = redis.call('ZPOPMIN', KEYS[5], over)
     for i = 1, #gone, 2 do redis.call('HDEL', KEYS[4], gone[i]) end
   end
+end
+
+if ARGV[10] ~= '' then
+  local from, to = string.find(ARGV[11], ARGV[12], 1, true)
+  local payload = ARGV[11]
+  if from then payload = string.sub(payload, 1, from - 1) .. epoch .. '-' .. id .. string.sub(payload, to + 1) end
+  redis.call(ARGV[13], ARGV[10], payload)
 end
 
 return {1, epoch, id}
