@@ -40,7 +40,7 @@ export interface RelayLimits {
   maxBadMessages: number;
   /** Messages received but not yet handled per browser connection (→ `rate_limited`). Default 32. */
   maxPendingMessages: number;
-  /** Same for a gateway connection; an event dropped here is not acked, so the gateway resends it. Default 1,024. */
+  /** Same for a gateway connection, which is closed (4001) rather than have an event skipped. Default 1,024. */
   gatewayMaxPendingMessages: number;
   /** Commands held per gateway (→ error `gateway_offline`). Default 100. */
   maxHeldCommandsPerGateway: number;

@@ -131,14 +131,21 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
   }
 
   /**
-   * Rate check for one inbound frame. Over the rate the frame is dropped; the first drop is answered with
-   * `rate_limited`, and `rateLimitStrikes` drops in a row close the socket (4001).
+   * Rate check for one inbound frame. Browser: over the rate the frame is dropped; the first drop is answered
+   * with `rate_limited`, and `rateLimitStrikes` drops in a row close the socket (4001). Gateway: closed (4001)
+   * at once, so no event is ever skipped.
    */
   admitFrame(): boolean {
     this.lastSeen = this.env.clock.now();
     if (this.#bucket.take()) {
       this.#rateStrikes = 0;
       return true;
+    }
+    if (this.isGatewayEndpoint()) {
+      // Never drop a gateway frame and carry on: a later seq would be stored first and the dropped event,
+      // resent, refused as a duplicate — lost. Close instead (4001, reconnect); it resends from `acked`.
+      this.fail('rate_limited', 'over the gateway message rate; reconnect and resend from welcome.acked');
+      return false;
     }
     this.#rateStrikes++;
     if (this.#rateStrikes === 1) this.error('rate_limited', 'over the message rate limit (see welcome.limits)');

@@ -210,7 +210,9 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       return;
     }
     if (conn.pending >= conn.maxPending) {
-      conn.error('rate_limited', 'too many messages waiting to be handled; slow down');
+      // A gateway is closed rather than skipped, for the same reason as in admitFrame: no event may be dropped.
+      if (conn.endpoint === 'gateway') conn.fail('rate_limited', 'too many messages waiting; reconnect and resend');
+      else conn.error('rate_limited', 'too many messages waiting to be handled; slow down');
       return;
     }
     this.#d.metrics.messagesIn.inc({ role: conn.endpoint, type: msg.type });

@@ -45,6 +45,21 @@ describe('floods', () => {
   });
 });
 
+describe('gateway floods', () => {
+  it('closes a gateway over its rate (4001) instead of skipping events: acked seqs stay contiguous', async () => {
+    fx = await createFixture();
+    const relay = await fx.start({ limits: { gatewayMessageBurst: 300, gatewayMessagesPerSecond: 10 } });
+    const gw = await fx.gateway(relay, 'gw-1');
+    for (let seq = 1; seq <= 1_000; seq++) gw.client.send({ type: 'event', seq, kind: 'images.received', at: 1, data: {} });
+    expect(await gw.client.closed).toEqual({ code: 4001, reason: 'rate_limited' });
+    const acked = gw.client.received.filter((m) => m.type === 'event.ack').map((m) => m.seq as number);
+    expect(acked).toEqual(Array.from({ length: acked.length }, (_, i) => i + 1));
+    expect(await relay.ports.eventLog.lastSeq('gw-1')).toBe(acked.length);
+    const again = await fx.gateway(relay, 'gw-1');
+    expect(again.welcome.acked).toBe(acked.length);
+  });
+});
+
 describe('slow consumers', () => {
   it('cuts a browser that stops reading while events stream, and others keep receiving (38)', async () => {
     fx = await createFixture();
