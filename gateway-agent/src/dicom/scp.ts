@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import { datasetOf, emitterOf, type Naturalized, withDataset } from './dimse-util.js';
+import { PduLengthGuard } from './pdu-guard.js';
 import { FileSink, readStoredHeader, type StoredHeader } from './storage-sink.js';
 import type { DicomLogger } from './types.js';
 import { uuidUid } from './uid.js';
@@ -159,6 +160,7 @@ function makeScpClass(cfg: ScpConfig) {
     private readonly sinks = new WeakMap<Request, { sink: FileSink; path: string }>();
     private currentSink: FileSink | undefined;
     private readonly openSinks = new Set<{ sink: FileSink; path: string }>();
+    private readonly pduGuard = new PduLengthGuard();
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
@@ -167,7 +169,20 @@ function makeScpClass(cfg: ScpConfig) {
       // Backpressure: dcmjs-dimse writes each PDV into our sink from its own 'data' listener without looking
       // at the return value; this listener runs right after it and pauses the socket until the file catches
       // up, so a fast sender cannot fill memory with a slow disk.
-      socket.on('data', () => {
+      socket.on('data', (chunk: Buffer) => {
+        const oversized = this.pduGuard.feed(chunk);
+        if (oversized !== undefined) {
+          log.warn(
+            {
+              remote: `${socket.remoteAddress}:${socket.remotePort}`,
+              callingAet: this.callingAet,
+              declared: oversized,
+            },
+            'dropped a DICOM connection: it sent a PDU larger than the negotiated maximum',
+          );
+          socket.destroy();
+          return;
+        }
         const sink = this.currentSink;
         if (sink?.writableNeedDrain && !socket.isPaused()) {
           socket.pause();
@@ -230,7 +245,11 @@ function makeScpClass(cfg: ScpConfig) {
         if (ts) context.setResult(PresentationContextResult.Accept, ts);
         else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       }
+      // dcmjs-dimse advertises min(peer's maximum, its own) as our receive maximum; a peer announcing 0
+      // ("unlimited") would make that 0 too, so give it a real bound first. Then hold the peer to it.
+      if (association.getMaxPduLength() === 0) association.setMaxPduLength(dimse.Implementation.getMaxPduLength());
       this.sendAssociationAccept();
+      this.pduGuard.setLimit(association.getMaxPduLength() + 16);
     }
 
     override associationReleaseRequested(): void {
