@@ -24,13 +24,14 @@ afterEach(async () => {
 // stored", so later events on the same socket must not be stored ahead of the failed one.
 it('answers a failed append with internal, does not ack it, and closes the link so the gateway resends', async () => {
   fx = await createFixture();
-  ports = await createPorts({
+  const injected = await createPorts({
     dataDir: `${fx.dataDir}/injected`,
     nodeId: 'node-x',
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     eventLog: { maxEvents: 100, maxAgeMs: 60_000, maxSubjects: 100 },
   });
+  ports = injected;
   let failNext = true;
   const append = ports.eventLog.append.bind(ports.eventLog);
   ports.eventLog.append = async (event, publish) => {
@@ -40,7 +41,7 @@ it('answers a failed append with internal, does not ack it, and closes the link 
     }
     return append(event, publish);
   };
-  const relay = await fx.start({}, { ports });
+  const relay = await fx.start({}, { ports: injected });
   const gw = await fx.gateway(relay, 'gw-1');
   gw.client.send({ type: 'event', seq: 1, kind: 'worklist.added', at: 1, data: {} });
   gw.client.send({ type: 'event', seq: 2, kind: 'worklist.added', at: 2, data: {} });
