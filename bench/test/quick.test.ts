@@ -20,7 +20,7 @@ let svg: string;
 
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'scanrelay-bench-test-'));
-  const child = spawn(process.execPath, ['bench/dist/harness/main.js', '--quick', '--out', out], {
+  const child = spawn(process.execPath, ['bench/dist/src/harness/main.js', '--quick', '--out', out], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,11 +8,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Centrifuge } from 'centrifuge';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { freePort, type Proc, startPinned } from './proc.js';
+import { freePort, type Proc, REPO_ROOT, startPinned } from './proc.js';
 import {
   type EnrolledGateway,
   enrolGateway,
@@ -68,8 +67,9 @@ export interface ArmSpec {
 }
 
 const nodeBin = process.execPath;
-const peersDir = fileURLToPath(new URL('../peers/', import.meta.url));
-const centrifugeDir = fileURLToPath(new URL('../../peers/centrifuge/', import.meta.url));
+// Peers run built (bench/dist/src/peers), also when the harness itself is imported from source by a test.
+const peersDir = join(REPO_ROOT, 'bench', 'dist', 'src', 'peers');
+const centrifugeDir = join(REPO_ROOT, 'bench', 'peers', 'centrifuge');
 const centrifugeBin = join(tmpdir(), 'scanrelay-bench-centrifuge-peer');
 
 function topicName(t: number): string {

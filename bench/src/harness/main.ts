@@ -9,6 +9,7 @@
  * from scheduled send times; steps where this process saturates are marked invalid; every process started is
  * stopped, also on Ctrl-C.
  */
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runChurn } from '../scenarios/churn.js';
 import { runCommand } from '../scenarios/command.js';
@@ -16,7 +17,7 @@ import { runConnections } from '../scenarios/connections.js';
 import { runFanout } from '../scenarios/fanout.js';
 import { ARMS, type ArmInstance, type ArmSpec } from './arms.js';
 import { parseArgs, type RunConfig } from './config.js';
-import { pinSelf, stopAll } from './proc.js';
+import { pinSelf, REPO_ROOT, stopAll } from './proc.js';
 import { Progress } from './progress.js';
 import { type Report, summarise, writeReport } from './report.js';
 
@@ -151,7 +152,7 @@ export async function runBench(cfg: RunConfig, command: string): Promise<Report>
 }
 
 async function main(): Promise<void> {
-  const defaultOut = fileURLToPath(new URL('../../results/', import.meta.url));
+  const defaultOut = join(REPO_ROOT, 'bench', 'results');
   let cfg: RunConfig;
   try {
     cfg = parseArgs(process.argv.slice(2), defaultOut);

@@ -6,6 +6,19 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The repository root, found from this file whether it runs from source (bench/src/harness, under vitest)
+ * or built (bench/dist/src/harness).
+ */
+export const REPO_ROOT = (() => {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const i = here.lastIndexOf(`${sep}bench${sep}`);
+  if (i < 0) throw new Error(`cannot locate the repository root from ${here}`);
+  return here.slice(0, i);
+})();
 
 /** CPU the system under test runs on; the load generator takes the other one. */
 export const SUT_CPU = 1;

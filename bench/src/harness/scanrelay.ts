@@ -9,14 +9,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_AUDIENCE, TOKEN_TYP } from '@scanrelay/protocol';
 import { CompactSign, type CryptoKey, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { freePort, type Proc, startPinned } from './proc.js';
+import { freePort, type Proc, REPO_ROOT, startPinned } from './proc.js';
 
 export const ISSUER = 'https://manage.bench.scanrelay.test';
 export const ORIGIN = 'https://bench.scanrelay.test';
-const RELAY_MAIN = fileURLToPath(new URL('../../../relay/dist/main.js', import.meta.url));
+const RELAY_MAIN = join(REPO_ROOT, 'relay', 'dist', 'main.js');
 
 export interface SigningKey {
   privateKey: CryptoKey;
@@ -43,14 +42,25 @@ export class ManageApp {
     readonly jwksPath: string,
   ) {}
 
-  static async create(): Promise<ManageApp> {
+  /** A fresh ES256 key; its public JWKS is written to `dir` (default: a new temporary directory). */
+  static async create(dir?: string): Promise<ManageApp> {
     const pair = await generateKeyPair('ES256', { extractable: true });
     const kid = `bench-${randomUUID().slice(0, 8)}`;
     const publicJwk: JWK = { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256', use: 'sig' };
-    const dir = await mkdtemp(join(tmpdir(), 'scanrelay-bench-'));
+    dir ??= await mkdtemp(join(tmpdir(), 'scanrelay-bench-'));
     const jwksPath = join(dir, 'manage-jwks.json');
     await writeFile(jwksPath, JSON.stringify({ keys: [publicJwk] }));
     return new ManageApp({ privateKey: pair.privateKey, publicJwk, kid }, dir, jwksPath);
+  }
+
+  /** A manage app around an existing key (its JWKS file is in `dir` already). */
+  static fromKey(dir: string, key: SigningKey): ManageApp {
+    return new ManageApp(key, dir, join(dir, 'manage-jwks.json'));
+  }
+
+  /** The private key as a JWK, for k6 scripts that mint their own tokens (bench keys only). */
+  async privateJwk(): Promise<JWK> {
+    return { ...(await exportJWK(this.key.privateKey)), kid: this.key.kid, alg: 'ES256' };
   }
 
   session(sub: string, sites: string[], ttlS = 3600): Promise<string> {
