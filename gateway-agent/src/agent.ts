@@ -299,11 +299,19 @@ function wire(parts: Parts): Agent {
     pump();
   });
   outbox.on('appended', () => pump());
+  let stopping: Promise<void> | undefined;
   link.on('command', (delivery: CommandDelivery) => {
+    if (stopping) {
+      report({
+        command: delivery.command,
+        state: 'rejected',
+        detail: { reason: 'busy', message: 'the gateway is restarting; send the command again in a moment' },
+      });
+      return;
+    }
     void dispatcher.handle(delivery);
   });
 
-  let stopping: Promise<void> | undefined;
   let resolveDone!: (exit: AgentExit) => void;
   const done = new Promise<AgentExit>((resolve) => {
     resolveDone = resolve;
@@ -311,9 +319,19 @@ function wire(parts: Parts): Agent {
 
   const shutdown = (exit: AgentExit): Promise<void> => {
     stopping ??= (async () => {
+      // Let commands in hand finish while the link is still up, so their outcomes reach the sender. Those
+      // still running after 10 s are cut off and reported `interrupted` at the next start.
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([
+        dispatcher.idle(),
+        new Promise((r) => {
+          grace = setTimeout(r, 10_000);
+        }),
+      ]);
+      clearTimeout(grace);
+      flushStatuses();
       await link.stop();
       if (pumpTimer) clearTimeout(pumpTimer);
-      await Promise.race([dispatcher.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
       await dicom.stop().catch((err: unknown) => log.error({ err }, 'DICOM side did not stop cleanly'));
       await outbox.close().catch((err: unknown) => log.error({ err }, 'outbox did not close cleanly'));
       await guard.close().catch((err: unknown) => log.error({ err }, 'replay guard did not close cleanly'));

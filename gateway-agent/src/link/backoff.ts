@@ -42,6 +42,11 @@ export class Backoff {
     return delay;
   }
 
+  /** A uniform delay in [0, maxMs) that does not count as an attempt (e.g. after a 1001 node shutdown). */
+  jitter(maxMs: number): number {
+    return Math.floor(this.random() * maxMs);
+  }
+
   reset(): void {
     this.attempt = 0;
   }

@@ -413,7 +413,7 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     if (this.onlineAt > 0 && this.now() - this.onlineAt >= this.stableAfterMs) this.backoff.reset();
     this.onlineAt = 0;
     // A node shutting down (1001) asks for an immediate reconnect elsewhere: only a small jitter, no growth.
-    const delay = quick ? Math.floor(Math.random() * 500) : this.backoff.next();
+    const delay = quick ? this.backoff.jitter(500) : this.backoff.next();
     this.urlIndex = (this.urlIndex + 1) % this.opts.urls.length;
     this.setState('backoff');
     this.log.info(

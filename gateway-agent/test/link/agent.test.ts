@@ -177,6 +177,33 @@ describe('agent with a fake relay', () => {
     });
   });
 
+  it('on stop, lets a running command finish and report before the link closes; refuses new ones meanwhile', async () => {
+    const relay = await FakeRelay.start();
+    cleanups.push(() => relay.stop());
+    const { agent, dicom } = await start(relay.url);
+    await relay.until(() => relay.connections.length === 1);
+    await relay.last.token;
+    const release = dicom().block();
+    const running = await mintCommand(manage, {
+      claims: { cmd: 'pacs.retrieve', args: { studyInstanceUid: '1.2.3', destinationAet: 'MG1' } },
+    });
+    relay.last.send(deliver(running));
+    await relay.until(() => relay.statuses.some((s) => s.state === 'running'), 10_000, 'running');
+    const stopped = agent.stop();
+    const late = await mintCommand(manage);
+    relay.last.send(deliver(late));
+    await relay.until(() => relay.statuses.some((s) => s.state === 'rejected'), 10_000, 'late command refused');
+    release();
+    await stopped;
+    expect(
+      relay.statuses.find((s) => s.command === decodeParts(running).payload.jti && s.state === 'completed'),
+    ).toBeTruthy();
+    expect(relay.statuses.find((s) => s.command === decodeParts(late).payload.jti)).toMatchObject({
+      state: 'rejected',
+      detail: { reason: 'busy' },
+    });
+  });
+
   it('ends with a fatal exit when the relay revokes the gateway', async () => {
     const relay = await FakeRelay.start();
     cleanups.push(() => relay.stop());
