@@ -35,3 +35,9 @@ export { type Identity, loadIdentity } from './keys/identity.js';
 export type { LinkState, StopInfo } from './link/types.js';
 export { createLogger, type Logger, silentLogger } from './log.js';
 export type { OutboxHealth, OutboxStatus } from './outbox/outbox.js';
+export {
+  type ProcedureResult,
+  runSimulator,
+  type SimulatorHandle,
+  type SimulatorOptions,
+} from './simulator/index.js';
