@@ -90,6 +90,11 @@ async function cmdActivate(argv: string[]): Promise<number> {
     `activated: gateway ${identity.gateway}, site ${identity.site}, relay ${identity.relay}\n` +
       `identity and key stored in ${config.stateDir}; start the agent with: scanrelay-gateway run\n`,
   );
+  if (identity.retiredOutbox)
+    process.stdout.write(
+      `events not yet delivered for the previous identity were moved to ${identity.retiredOutbox}; ` +
+        'they will not be sent under the new identity (remove that directory once reviewed)\n',
+    );
   return 0;
 }
 

@@ -10,6 +10,9 @@ import type { Relay } from '../../relay/src/relay.js';
 import { createFixture, type Fixture } from '../../relay/test/helpers/relay-fixture.js';
 import { mintAdmin, TEST_ISSUER } from '../../relay/test/helpers/tokens.js';
 import { loadConfig, validateConfig } from '../src/config.js';
+import { activate } from '../src/keys/activate.js';
+import { silentLogger } from '../src/log.js';
+import { Outbox } from '../src/outbox/outbox.js';
 import { bundle, type Child, startChild } from './helpers/child.js';
 
 let cli: string;
@@ -140,6 +143,34 @@ describe('scanrelay-gateway CLI', () => {
     expect(await agent.exited).toBe(1);
     expect(agent.stderr()).toContain('REVOKED');
     expect(agent.stderr()).not.toContain('"level":20');
+  });
+});
+
+describe('re-enrolment', () => {
+  it('moves the old identity’s undelivered events aside so they are never sent as the new gateway', async () => {
+    const fx = await createFixture();
+    cleanups.push(() => fx.close());
+    const relay = await fx.start();
+    const dir = await mkdtemp(join(tmpdir(), 'gw-reenrol-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const first = await adminCreate(fx, relay);
+    const url = `http://127.0.0.1:${relay.port}`;
+    await activate({ relay: url, code: first.activationCode, stateDir: dir });
+    const outbox = await Outbox.open({ dir: join(dir, 'outbox'), logger: silentLogger() });
+    await outbox.append({ kind: 'procedure.started', subject: 'ACC1', at: 1, data: {} });
+    await outbox.close();
+
+    const second = await adminCreate(fx, relay);
+    await expect(activate({ relay: url, code: second.activationCode, stateDir: dir })).rejects.toMatchObject({
+      code: 'activation_failed',
+    });
+    const result = await activate({ relay: url, code: second.activationCode, stateDir: dir, force: true });
+    expect(result.gateway).toBe(second.gateway);
+    expect(result.retiredOutbox).toContain(first.gateway);
+    const fresh = await Outbox.open({ dir: join(dir, 'outbox'), logger: silentLogger() });
+    expect(fresh.pendingAfter(0, 10)).toEqual([]);
+    await fresh.close();
+    expect((await stat(result.retiredOutbox!)).isDirectory()).toBe(true);
   });
 });
 

@@ -11,7 +11,7 @@
  *
  * The code is a credential: it is never logged.
  */
-import { rename, stat, unlink } from 'node:fs/promises';
+import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isId } from '@scanrelay/protocol';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
@@ -36,13 +36,17 @@ export interface ActivateOptions {
   now?: () => number;
 }
 
+/** What `activate` resolves: the stored identity, and where a previous identity's outbox was moved, if any. */
+export type ActivationResult = Identity & { retiredOutbox?: string };
+
 /** Enrol this gateway with the relay. Resolves the stored identity. Throws GatewayError `activation_failed`. */
-export async function activate(opts: ActivateOptions): Promise<Identity> {
+export async function activate(opts: ActivateOptions): Promise<ActivationResult> {
   const base = parseRelayBase(opts.relay);
   if (!opts.code.trim() || opts.code.length > 64 || /[^\x20-\x7e]/.test(opts.code))
     throw new GatewayError('activation_failed', '--code is empty or malformed: copy the code exactly as given');
   await ensurePrivateDir(opts.stateDir);
   const identityPath = join(opts.stateDir, IDENTITY_FILE);
+  const previous = await readIdentity(identityPath);
   if (!opts.force && (await exists(identityPath)))
     throw new GatewayError(
       'activation_failed',
@@ -97,7 +101,7 @@ export async function activate(opts: ActivateOptions): Promise<Identity> {
     await unlink(pendingKey).catch(() => undefined);
     throw new GatewayError('activation_failed', 'the relay answered without a valid gateway and site id');
   }
-  const identity: Identity = {
+  const identity: ActivationResult = {
     gateway: body.gateway,
     site: body.site,
     relay: base.href.replace(/\/$/, ''),
@@ -108,7 +112,26 @@ export async function activate(opts: ActivateOptions): Promise<Identity> {
   await rename(pendingKey, join(opts.stateDir, KEY_FILE));
   await fsyncDir(opts.stateDir);
   await writeFileAtomic(identityPath, `${JSON.stringify(identity, null, 2)}\n`, 0o600);
+  if (previous && previous.gateway !== identity.gateway) {
+    // Events still in the outbox belong to the old identity (often revoked): they must never be sent as the
+    // new gateway's (possibly another site's). Kept aside, not deleted, for the operator to inspect.
+    const outbox = join(opts.stateDir, 'outbox');
+    if (await exists(outbox)) {
+      const retired = join(opts.stateDir, `outbox.retired-${previous.gateway}-${identity.activatedAt}`);
+      await rename(outbox, retired);
+      await fsyncDir(opts.stateDir);
+      identity.retiredOutbox = retired;
+    }
+  }
   return identity;
+}
+
+async function readIdentity(path: string): Promise<Identity | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Identity;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Validate a relay base URL (http/https, no credentials, no query) and return it with a trailing slash. */
