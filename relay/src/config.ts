@@ -112,6 +112,15 @@ export interface RelayConfig {
    * Default false.
    */
   trustProxy: boolean;
+  /**
+   * Also serve WebTransport (HTTP/2, and HTTP/3 when its native module loads) on this port, beside the
+   * WebSocket listener. Needs `webTransportCert` and `webTransportKey`. Default unset (off).
+   */
+  webTransportPort: number | undefined;
+  /** PEM certificate chain file for the WebTransport listener. */
+  webTransportCert: string | undefined;
+  /** PEM private key file for the WebTransport listener. */
+  webTransportKey: string | undefined;
   limits: RelayLimits;
   timings: RelayTimings;
   history: HistoryConfig;
@@ -241,6 +250,9 @@ export function resolveConfig(input: RelayConfigInput): RelayConfig {
     transport: input.transport ?? 'ws',
     logLevel: input.logLevel ?? 'info',
     trustProxy: input.trustProxy ?? false,
+    webTransportPort: input.webTransportPort,
+    webTransportCert: input.webTransportCert,
+    webTransportKey: input.webTransportKey,
     limits: { ...DEFAULT_LIMITS, ...input.limits },
     timings: { ...DEFAULT_TIMINGS, ...input.timings },
     history: { ...DEFAULT_HISTORY, ...input.history },
@@ -287,6 +299,15 @@ function validate(c: RelayConfig): void {
     throw new ConfigError('SCANRELAY_TRANSPORT (transport)', `must be ws or uws (got ${String(c.transport)})`);
   if (typeof c.trustProxy !== 'boolean')
     throw new ConfigError('SCANRELAY_TRUST_PROXY (trustProxy)', 'must be true or false');
+  if (c.webTransportPort !== undefined) {
+    if (!Number.isInteger(c.webTransportPort) || c.webTransportPort < 0 || c.webTransportPort > 65535)
+      throw new ConfigError('SCANRELAY_WEBTRANSPORT_PORT (webTransportPort)', 'must be a port 0–65535, or unset');
+    if (!c.webTransportCert || !c.webTransportKey)
+      throw new ConfigError(
+        'SCANRELAY_WEBTRANSPORT_CERT / SCANRELAY_WEBTRANSPORT_KEY',
+        'WebTransport needs TLS: set both to PEM files (certificate chain and private key)',
+      );
+  }
   if (!LOG_LEVELS.includes(c.logLevel))
     throw new ConfigError('SCANRELAY_LOG_LEVEL (logLevel)', `must be one of ${LOG_LEVELS.join(', ')}`);
   for (const section of ['limits', 'timings', 'history'] as const) {
@@ -363,6 +384,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RelayConfigInput {
   set('nodeId', str('SCANRELAY_NODE_ID'));
   set('transport', str('SCANRELAY_TRANSPORT') as TransportKind | undefined);
   set('logLevel', str('SCANRELAY_LOG_LEVEL') as LogLevel | undefined);
+  set('webTransportPort', int('SCANRELAY_WEBTRANSPORT_PORT'));
+  set('webTransportCert', str('SCANRELAY_WEBTRANSPORT_CERT'));
+  set('webTransportKey', str('SCANRELAY_WEBTRANSPORT_KEY'));
   const trust = str('SCANRELAY_TRUST_PROXY');
   if (trust !== undefined) {
     if (!/^(true|false|1|0|yes|no)$/i.test(trust))

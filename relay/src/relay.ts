@@ -13,6 +13,7 @@
  * Several nodes in one process (tests) share a `MemoryHub` (`deps.memoryHub`) or injected `deps.ports`,
  * and behave like nodes sharing one Redis.
  */
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import {
@@ -30,7 +31,7 @@ import { createLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { createPorts, type MemoryHub } from './ports/create.js';
 import type { Ports } from './ports/index.js';
-import type { CreateTransport, TransportServer } from './transport/types.js';
+import type { CreateTransport, TransportHooks, TransportOptions, TransportServer } from './transport/types.js';
 import { createWsTransport } from './transport/ws.js';
 
 /** Optional collaborators; everything has a production default. */
@@ -65,6 +66,8 @@ export interface Relay {
   listen(): Promise<number>;
   /** The bound port after `listen()`, else undefined. */
   readonly port: number | undefined;
+  /** The WebTransport listener's bound port after `listen()`, when `webTransportPort` is configured. */
+  readonly webTransportPort: number | undefined;
   /**
    * Graceful stop: refuse new connections, close every client with 1001 `shutting_down` (they reconnect to
    * another node), wait up to `timings.shutdownGraceMs`, release the ports (unless injected). Idempotent.
@@ -108,6 +111,39 @@ function redisUrls(value: string): string | string[] {
     : value;
 }
 
+/** Limits every transport enforces itself, from the configuration. */
+function transportOptions(config: RelayConfig, port: number, logger: Logger): TransportOptions {
+  return {
+    host: config.host,
+    port,
+    maxPayloadBytes: config.limits.maxMessageBytes,
+    maxBufferedBytes: config.limits.sendBufferBytes,
+    headersTimeoutMs: config.timings.headersTimeoutMs,
+    requestTimeoutMs: config.timings.requestTimeoutMs,
+    // Node's default is 2000; a WebSocket upgrade needs about ten.
+    maxHeadersCount: 64,
+    logger,
+  };
+}
+
+/** The optional WebTransport listener beside the WebSocket one (loaded only when configured). */
+async function webTransportFor(
+  config: RelayConfig,
+  hooks: Pick<TransportHooks, 'admit' | 'open'>,
+  logger: Logger,
+): Promise<TransportServer | undefined> {
+  if (config.webTransportPort === undefined) return undefined;
+  const [cert, key, { createWebTransportTransport }] = await Promise.all([
+    readFile(config.webTransportCert!, 'utf8'),
+    readFile(config.webTransportKey!, 'utf8'),
+    import('./transport/webtransport.js'),
+  ]);
+  return createWebTransportTransport(
+    { ...transportOptions(config, config.webTransportPort, logger), cert, key },
+    hooks,
+  );
+}
+
 async function transportFor(config: RelayConfig): Promise<CreateTransport> {
   if (config.transport === 'ws') return createWsTransport;
   const { createUwsTransport } = await import('./transport/uws.js');
@@ -136,6 +172,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
   let ownAuth: { close(): void } | undefined;
   let node: RelayNode | undefined;
   let transport: TransportServer | undefined;
+  let extraTransport: TransportServer | undefined;
   try {
     let auth = deps.authenticator;
     if (!auth) {
@@ -175,32 +212,25 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       version: { name: 'scanrelay-relay', version: packageVersion(), node: config.nodeId, transport: config.transport },
       api,
     });
+    const hooks0: Pick<TransportHooks, 'admit' | 'open'> = {
+      admit: (req) => relayNode.admit(req),
+      open: (conn, decision) => relayNode.open(conn, decision),
+    };
     const create = deps.transport ?? (await transportFor(config));
-    const server = await create(
-      {
-        host: config.host,
-        port: config.port,
-        maxPayloadBytes: config.limits.maxMessageBytes,
-        maxBufferedBytes: config.limits.sendBufferBytes,
-        headersTimeoutMs: config.timings.headersTimeoutMs,
-        requestTimeoutMs: config.timings.requestTimeoutMs,
-        maxHeadersCount: 64,
-        logger,
-      },
-      {
-        admit: (req) => relayNode.admit(req),
-        open: (conn, decision) => relayNode.open(conn, decision),
-        http,
-      },
-    );
+    const server = await create(transportOptions(config, config.port, logger), { ...hooks0, http });
     transport = server;
+    const extra = await webTransportFor(config, hooks0, logger);
+    extraTransport = extra;
 
     let port: number | undefined;
+    let wtPort: number | undefined;
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       await server.stopAccepting();
+      await extra?.stopAccepting();
       await relayNode.drain();
       await server.close();
+      await extra?.close();
       ownAuth?.close();
       if (ownPorts) await ports.close();
       logger.info({ node: config.nodeId }, 'relay stopped');
@@ -214,6 +244,9 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       get port() {
         return port;
       },
+      get webTransportPort() {
+        return wtPort;
+      },
       get ready() {
         return port !== undefined && relayNode.ready;
       },
@@ -224,6 +257,11 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
         if (port !== undefined) return port;
         const bound = await server.listen();
         port = bound.port;
+        if (extra) {
+          const wt = await extra.listen();
+          wtPort = wt.port;
+          logger.info({ node: config.nodeId, port: wt.port }, 'webtransport listening');
+        }
         logger.info(
           {
             node: config.nodeId,
@@ -245,6 +283,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       sweepRevocations: () => relayNode.sweepRevocations(),
     };
   } catch (err) {
+    await extraTransport?.close().catch(() => undefined);
     await transport?.close().catch(() => undefined);
     await node?.drain().catch(() => undefined);
     ownAuth?.close();

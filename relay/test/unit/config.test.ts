@@ -66,6 +66,7 @@ describe('resolveConfig', () => {
     [{ allowedOrigins: ['*'] }, 'SCANRELAY_ALLOWED_ORIGINS (allowedOrigins)'],
     [{ limits: { maxMessageBytes: 0 } }, 'SCANRELAY_MAX_MESSAGE_BYTES (limits.maxMessageBytes)'],
     [{ timings: { livenessTimeoutMs: 1_000 } }, 'SCANRELAY_LIVENESS_TIMEOUT_MS (timings.livenessTimeoutMs)'],
+    [{ webTransportPort: 4433 }, 'SCANRELAY_WEBTRANSPORT_CERT / SCANRELAY_WEBTRANSPORT_KEY'],
   ])('refuses %j naming %s', (input, setting) => {
     const base =
       'manageJwks' in input || Object.keys(input).length === 0 ? {} : { manageJwks: '/k', manageIssuer: 'i' };
