@@ -339,6 +339,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   private async flush(batch: Stored[]): Promise<void> {
+    // After a failed write nothing more is written: later events must not land on disk after a hole.
+    if (this.failure !== undefined)
+      throw new GatewayError('outbox_io', 'the outbox hit a disk error earlier; fix the disk and restart the agent');
     try {
       const text = batch.map((s) => encodeRecord(s.event)).join('');
       const first = batch[0]!.event.seq;

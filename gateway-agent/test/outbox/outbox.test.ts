@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +113,22 @@ describe('outbox', () => {
     await expect(a.append(big)).rejects.toMatchObject({ code: 'outbox_invalid_event' });
     expect((await a.append(ev(1))).seq).toBe(1);
     await a.close();
+  });
+
+  it('a disk failure is loud and final: the event is refused, later ones too, nothing written after a hole', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gw-outbox-'));
+    const a = await Outbox.open({ dir, logger });
+    await a.append(ev(1));
+    await a.close();
+    const b = await Outbox.open({ dir, logger });
+    // The next segment file "is" a full disk: writes to /dev/full fail with ENOSPC.
+    await symlink('/dev/full', join(dir, `${String(2).padStart(20, '0')}.seg`));
+    await expect(b.append(ev(2))).rejects.toMatchObject({ code: 'outbox_io' });
+    expect(b.status().health).toBe('failed');
+    expect(b.refusesNewWork()).toBe(true);
+    await expect(b.append(ev(3))).rejects.toMatchObject({ code: 'outbox_io' });
+    expect(b.pendingAfter(0, 10).map((e) => e.seq)).toEqual([1]);
+    await b.close();
   });
 
   it('the relay acknowledging beyond the last local seq moves numbering past it', async () => {
