@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import { datasetOf, emitterOf, type Naturalized, withDataset } from './dimse-util.js';
-import { PduLengthGuard } from './pdu-guard.js';
+import { MAX_ASSOCIATE_PDU, PduLengthGuard } from './pdu-guard.js';
 import { FileSink, readStoredHeader, type StoredHeader } from './storage-sink.js';
 import type { DicomLogger } from './types.js';
 import { uuidUid } from './uid.js';
@@ -160,7 +160,11 @@ function makeScpClass(cfg: ScpConfig) {
     private readonly sinks = new WeakMap<Request, { sink: FileSink; path: string }>();
     private currentSink: FileSink | undefined;
     private readonly openSinks = new Set<{ sink: FileSink; path: string }>();
-    private readonly pduGuard = new PduLengthGuard();
+    // Storage datasets go to disk (not capped here); every other dataset is held in memory by the library.
+    private readonly pduGuard = new PduLengthGuard(MAX_ASSOCIATE_PDU, {
+      isStreamed: (pcid) => this.storageContexts.has(pcid),
+    });
+    private readonly storageContexts = new Set<number>();
 
     constructor(socket: Socket, opts?: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
@@ -242,6 +246,7 @@ function makeScpClass(cfg: ScpConfig) {
           continue;
         }
         const ts = allowed.find((t) => offered.includes(t));
+        if (ts && allowed === STORAGE_TRANSFER_SYNTAXES) this.storageContexts.add(context.getPresentationContextId());
         if (ts) context.setResult(PresentationContextResult.Accept, ts);
         else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       }
