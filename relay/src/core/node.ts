@@ -80,6 +80,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     this.#perIp = new KeyedCounter(config.limits.maxConnectionsPerIp);
     this.#allowedOrigins = new Set(config.allowedOrigins);
     this.router = new SiteRouter(ports.bus, clock, metrics, logger, config.limits.maxCatchUpEvents);
+    this.router.catchUpWith(ports.eventLog);
     this.events = new Events(ports.eventLog, ports.bus, clock, metrics, logger);
     this.subscriptions = new Subscriptions(this.router, ports.eventLog, ports.presence, config.limits, logger);
     this.sessions = new Sessions({
@@ -203,7 +204,13 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       msg =
         conn.endpoint === 'browser' ? validateMessage('browser→relay', value) : validateMessage('gateway→relay', value);
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
+      if (!(err instanceof ProtocolError)) {
+        // Decoders only throw ProtocolError; anything else is a bug, and must not escape into the transport's
+        // event handler (an uncaught throw there would end the process).
+        this.#d.logger.error({ err, conn: conn.id }, 'decoding a frame threw unexpectedly');
+        conn.badMessage('the frame could not be decoded');
+        return;
+      }
       if (err.code === 'too_large') conn.fail('too_large');
       else if (conn.state === 'hello') conn.fail('bad_message', err.message);
       else conn.badMessage(err.message);

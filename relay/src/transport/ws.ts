@@ -181,13 +181,22 @@ class WsTransport implements TransportServer {
     let closed = false;
     const handlers = this.hooks.open(conn, decision);
     conn.handlers = handlers;
-    ws.on('message', (data, isBinary) => handlers.message(data as Buffer, isBinary));
-    ws.on('pong', () => handlers.pong());
+    // A throw out of a ws listener would be an uncaught exception: contain it to this socket.
+    const guard = (what: string, fn: () => void): void => {
+      try {
+        fn();
+      } catch (err) {
+        this.options.logger.error({ err, what }, 'connection handler threw; socket terminated');
+        ws.terminate();
+      }
+    };
+    ws.on('message', (data, isBinary) => guard('message', () => handlers.message(data as Buffer, isBinary)));
+    ws.on('pong', () => guard('pong', () => handlers.pong()));
     ws.on('close', (code, reason) => {
       this.#sockets.delete(ws);
       if (closed) return;
       closed = true;
-      handlers.close(code, reason.toString('utf8'));
+      guard('close', () => handlers.close(code, reason.toString('utf8')));
     });
     if (this.#closing) ws.terminate();
   }
