@@ -507,6 +507,9 @@ function makeScpClass(cfg: ScpConfig) {
   };
 }
 
+/** Concurrent DICOM connections served; Node closes further ones as soon as they are accepted. */
+const MAX_CONNECTIONS = 64;
+
 /** The listening side: a `net.Server` that runs one GatewayScp per connection. */
 export class ScpServer {
   private server: NetServer | undefined;
@@ -534,6 +537,8 @@ export class ScpServer {
         socket.destroy();
       });
     });
+    // A site has a handful of modalities; far more concurrent connections is a fault or an attack.
+    server.maxConnections = MAX_CONNECTIONS;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
