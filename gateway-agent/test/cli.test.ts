@@ -5,7 +5,7 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Relay } from '../../relay/src/relay.js';
 import { createFixture, type Fixture } from '../../relay/test/helpers/relay-fixture.js';
 import { mintAdmin, TEST_ISSUER } from '../../relay/test/helpers/tokens.js';
@@ -13,7 +13,7 @@ import { loadConfig, validateConfig } from '../src/config.js';
 import { activate } from '../src/keys/activate.js';
 import { silentLogger } from '../src/log.js';
 import { Outbox } from '../src/outbox/outbox.js';
-import { bundle, type Child, startChild } from './helpers/child.js';
+import { bundle, type Child, cleanupBundles, startChild } from './helpers/child.js';
 
 let cli: string;
 const children: Child[] = [];
@@ -21,6 +21,9 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   cli = await bundle('gateway-agent/src/cli.ts');
+});
+afterAll(async () => {
+  await cleanupBundles();
 });
 afterEach(async () => {
   for (const c of children.splice(0)) {

@@ -1,10 +1,10 @@
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplayGuard } from '../../src/commands/replay-guard.js';
 import { silentLogger } from '../../src/log.js';
-import { bundle, type Child, startChild } from '../helpers/child.js';
+import { bundle, type Child, cleanupBundles, startChild } from '../helpers/child.js';
 
 const logger = silentLogger();
 let dir: string;
@@ -13,6 +13,9 @@ let writer: string;
 
 beforeAll(async () => {
   writer = await bundle('gateway-agent/test/helpers/durable-writer.ts');
+});
+afterAll(async () => {
+  await cleanupBundles();
 });
 afterEach(async () => {
   for (const c of children) c.kill('SIGKILL');

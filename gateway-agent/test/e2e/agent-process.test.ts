@@ -4,12 +4,12 @@
  * SIGKILL mid-procedure (restart: no event lost, none duplicated, numbering continues).
  */
 import { createServer } from 'node:net';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Relay } from '../../../relay/src/relay.js';
 import type { TestClient } from '../../../relay/test/helpers/client.js';
 import { createFixture, type Fixture } from '../../../relay/test/helpers/relay-fixture.js';
 import { runSimulator } from '../../src/simulator/index.js';
-import { bundle, type Child, startChild } from '../helpers/child.js';
+import { bundle, type Child, cleanupBundles, startChild } from '../helpers/child.js';
 import { agentSettings, commandToken, type Enrolled, enrol, gatewayEvents, subscribe, worklistArgs } from './stack.js';
 
 let cli: string;
@@ -21,11 +21,14 @@ const children: Child[] = [];
 beforeAll(async () => {
   cli = await bundle('gateway-agent/src/cli.ts');
 });
+afterAll(async () => {
+  await cleanupBundles();
+});
 beforeEach(async () => {
   fx = await createFixture();
   // Short liveness timings so that a frozen gateway is shown offline quickly (production: 15 s / 30 s / 45 s).
   relay = await fx.start({
-    timings: { pingIntervalMs: 300, livenessTimeoutMs: 1000, presenceTtlMs: 1500, maintenanceIntervalMs: 200 },
+    timings: { pingIntervalMs: 500, livenessTimeoutMs: 2000, presenceTtlMs: 3000, maintenanceIntervalMs: 200 },
   });
   gw = await enrol(fx, relay);
 });
@@ -74,8 +77,9 @@ describe('agent process and the real relay', () => {
     const child = startAgentProcess(await freePort());
     await presence(b, true);
 
+    const mark = b.received.length;
     child.kill('SIGSTOP');
-    await presence(b, false);
+    await presence(b, false, mark);
     const token = await commandToken(fx, gw.gateway, 'worklist.add', worklistArgs('ACC400'));
     b.send({ type: 'command', ref: 'q-1', token });
     await b.next('command.status', (m) => m.ref === 'q-1' && m.state === 'queued', 10_000);

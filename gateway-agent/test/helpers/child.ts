@@ -4,7 +4,7 @@
  * a prior `tsc -b`; npm dependencies stay external and load from node_modules.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -37,6 +37,14 @@ export async function bundle(entry: string): Promise<string> {
     absWorkingDir: ROOT,
   });
   return outfile;
+}
+
+/** Remove this process's bundles (call in afterAll). */
+export async function cleanupBundles(): Promise<void> {
+  if (!outDir) return;
+  const dir = await outDir;
+  outDir = undefined;
+  await rm(dir, { recursive: true, force: true });
 }
 
 export interface Child {

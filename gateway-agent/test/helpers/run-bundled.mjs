@@ -1,6 +1,7 @@
 // Bundle a TypeScript entry from source (gateway-agent/test/helpers/child.ts) and run it with this Node.
 //   node gateway-agent/test/helpers/run-bundled.mjs <entry.ts> [args…]
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -25,4 +26,5 @@ await build({
   logLevel: 'warning',
 });
 const r = spawnSync(process.execPath, [outfile, ...args], { stdio: 'inherit', cwd: root });
+rmSync(outfile, { force: true });
 process.exit(r.status ?? 1);

@@ -1,10 +1,10 @@
 import { appendFile, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { Outbox } from '../../src/outbox/outbox.js';
-import { bundle, type Child, startChild } from '../helpers/child.js';
+import { bundle, type Child, cleanupBundles, startChild } from '../helpers/child.js';
 
 const logger = silentLogger();
 const ev = (n: number) => ({
@@ -20,6 +20,9 @@ let writer: string;
 
 beforeAll(async () => {
   writer = await bundle('gateway-agent/test/helpers/durable-writer.ts');
+});
+afterAll(async () => {
+  await cleanupBundles();
 });
 
 afterEach(async () => {
