@@ -77,6 +77,10 @@ describe('command flow', () => {
     expect(allLogs).not.toContain(token.split('.')[2]);
     expect(allLogs).not.toContain('US1');
     expect(welcome.session).toBeTruthy();
+    const metrics = await (await fetch(fx.http(relay, '/metrics'))).text();
+    expect(metrics).toContain('scanrelay_commands_total{state="completed"} 1');
+    expect(metrics).toMatch(/scanrelay_event_fanout_lag_seconds_count [1-9]/);
+    expect(metrics).toContain('scanrelay_gateways_online 1');
   });
 
   it('holds a command while the gateway is offline (queued) and delivers it when it connects', async () => {
@@ -131,6 +135,8 @@ describe('command flow', () => {
     await client.next('command.status', statusOf('a'));
     client.send({ type: 'command', ref: 'b', token });
     expect(await client.next('error', statusOf('b'))).toMatchObject({ code: 'bad_message' });
+    const metrics = await (await fetch(fx.http(relay, '/metrics'))).text();
+    expect(metrics).toContain('scanrelay_auth_rejections_total{role="command",reason="jti_replay"} 1');
   });
 
   it('answers the per-gateway hold cap with gateway_offline, and the gateway link is unaffected (case 41)', async () => {

@@ -50,7 +50,8 @@ describe('gateway floods', () => {
     fx = await createFixture();
     const relay = await fx.start({ limits: { gatewayMessageBurst: 300, gatewayMessagesPerSecond: 10 } });
     const gw = await fx.gateway(relay, 'gw-1');
-    for (let seq = 1; seq <= 1_000; seq++) gw.client.send({ type: 'event', seq, kind: 'images.received', at: 1, data: {} });
+    for (let seq = 1; seq <= 1_000; seq++)
+      gw.client.send({ type: 'event', seq, kind: 'images.received', at: 1, data: {} });
     expect(await gw.client.closed).toEqual({ code: 4001, reason: 'rate_limited' });
     const acked = gw.client.received.filter((m) => m.type === 'event.ack').map((m) => m.seq as number);
     expect(acked).toEqual(Array.from({ length: acked.length }, (_, i) => i + 1));
