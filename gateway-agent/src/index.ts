@@ -30,7 +30,7 @@ export {
 } from './config.js';
 export type { DicomEvent, DicomOptions, DicomPeer, DicomService } from './dicom/types.js';
 export { GatewayError, type GatewayErrorCode } from './errors.js';
-export { ACTIVATION_PROOF_TYP, type ActivateOptions, activate } from './keys/activate.js';
+export { ACTIVATION_PROOF_TYP, type ActivateOptions, type ActivationResult, activate } from './keys/activate.js';
 export { type Identity, loadIdentity } from './keys/identity.js';
 export type { LinkState, StopInfo } from './link/types.js';
 export { createLogger, type Logger, silentLogger } from './log.js';
