@@ -35,6 +35,18 @@ import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { LinkEvent, LinkEvents, LinkState, StopInfo } from './types.js';
 
+/** What an operator should check when the relay refuses the gateway for good, by reason. */
+const STOP_HINTS: Readonly<Record<string, string>> = {
+  unauthenticated:
+    'the relay did not accept the gateway assertion: check the clock (NTP), SCANRELAY_GATEWAY_AUDIENCE against the ' +
+    "relay's SCANRELAY_AUDIENCE, and that this gateway is still enrolled",
+  token_expired: 'the gateway assertion was expired on arrival: check the clock (NTP) of the gateway and the relay',
+  replaced: 'another agent with the same identity connected: run only one agent per state directory',
+  bad_message: 'the relay refused a message as invalid: check that gateway and relay run compatible versions',
+  forbidden: 'the relay refused this gateway for its site: check its enrolment on the relay',
+  identity_mismatch: 'the relay answered for another gateway or site: check SCANRELAY_GATEWAY_RELAY_URLS',
+};
+
 export interface LinkOptions {
   /** WebSocket URLs of the relay's gateway endpoint (`ws(s)://host/v1/gateway`), tried in turn. */
   urls: string[];
@@ -438,7 +450,7 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
       );
     else
       this.log.fatal(
-        { reason: info.reason, closeCode: info.closeCode, message: info.message },
+        { reason: info.reason, closeCode: info.closeCode, message: info.message, hint: STOP_HINTS[info.reason] },
         'relay link stopped for good: the relay refused this gateway permanently; fix the cause and restart',
       );
     this.emit('stopped', info);
