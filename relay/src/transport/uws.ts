@@ -94,6 +94,9 @@ interface SocketData {
 
 const textDecoder = new TextDecoder('utf-8');
 
+/** Queued bytes at which a socket is flushed at once instead of at the end of the turn (uWS's cork buffer). */
+const FLUSH_NOW_BYTES = 16 * 1024;
+
 /** uWS's own frame limit, as a multiple of `maxPayloadBytes` (see the `maxPayloadLength` comment). */
 const PAYLOAD_HEADROOM = 16;
 
@@ -153,7 +156,10 @@ class UwsConnection implements TransportConnection {
     this.pending.push(frame);
     this.pendingBytes += typeof frame === 'string' ? frame.length : frame.byteLength;
     if (buffered + this.pendingBytes > this.lowWaterBytes) this.aboveLowWater = true;
-    if (this.pending.length === 1) this.queue.add(this);
+    // Coalesce up to about one cork buffer; past that, write now so that bytes the kernel would take at
+    // once are not counted against the socket's cap (a fast reader must never look slow).
+    if (this.pendingBytes >= FLUSH_NOW_BYTES) this.flush();
+    else if (this.pending.length === 1) this.queue.add(this);
     return true;
   }
 
@@ -282,6 +288,7 @@ class UwsTransportServer implements TransportServer {
     const key = req.getHeader('sec-websocket-key');
     const protocolHeader = req.getHeader('sec-websocket-protocol');
     const origin = req.getHeader('origin');
+    const forwardedFor = req.getHeader('x-forwarded-for');
     const path = req.getUrl();
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
     let aborted = false;
@@ -293,6 +300,7 @@ class UwsTransportServer implements TransportServer {
       origin: origin === '' ? undefined : origin,
       ip,
       protocols: protocolHeader === '' ? [] : protocolHeader.split(','),
+      forwardedFor: forwardedFor === '' ? undefined : forwardedFor,
     });
     if (aborted) return;
     res.cork(() => {

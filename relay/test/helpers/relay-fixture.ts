@@ -99,6 +99,8 @@ export class Fixture {
         allowedOrigins: [ORIGIN],
         dataDir: join(this.dataDir, `node-${n}`),
         nodeId: `node-${n}`,
+        // The whole protocol suite also runs on uWS (relay/test/transport-uws/protocol-suite.test.ts).
+        ...(process.env.SCANRELAY_TEST_TRANSPORT === 'uws' ? { transport: 'uws' as const } : {}),
         ...base,
         ...config,
         limits: { ...base.limits, ...config.limits },

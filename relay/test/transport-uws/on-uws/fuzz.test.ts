@@ -1,0 +1,4 @@
+// relay/test/integration/fuzz.test.ts again, on the uWS transport (see ../protocol-suite.test.ts).
+import { registerOnUws } from '../protocol-suite.js';
+
+await registerOnUws(() => import('../../integration/fuzz.test.js'));

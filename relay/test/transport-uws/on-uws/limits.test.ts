@@ -1,0 +1,4 @@
+// relay/test/integration/limits.test.ts again, on the uWS transport (see ../protocol-suite.test.ts).
+import { registerOnUws } from '../protocol-suite.js';
+
+await registerOnUws(() => import('../../integration/limits.test.js'));
