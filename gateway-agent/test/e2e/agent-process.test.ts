@@ -90,6 +90,11 @@ describe('agent process and the real relay', () => {
     expect(states).toEqual(['accepted', 'queued', 'delivered', 'verified', 'completed']);
     await b.next('event', (m) => m.gateway === gw.gateway && m.kind === 'worklist.added' && m.subject === 'ACC400');
     expect(b.received.some((m) => m.type === 'presence' && m.gateway === gw.gateway && m.online === true)).toBe(true);
+    // SIGTERM stops it cleanly (exit 0) and the relay shows it offline.
+    const beforeTerm = b.received.length;
+    child.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    await presence(b, false, beforeTerm);
   });
 
   it('killed with SIGKILL mid-procedure, then restarted: no event lost or duplicated, numbering continues', async () => {
