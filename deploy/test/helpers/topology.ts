@@ -163,6 +163,17 @@ export class Topology {
     return this.redis;
   }
 
+  /** Stop redis-server as `docker compose restart redis` would (SIGTERM: it flushes the AOF and exits). */
+  async stopRedis(): Promise<void> {
+    const exit = await this.redis?.stop('SIGTERM', 10_000);
+    if (exit && exit.signal === 'SIGKILL') throw new Error('redis-server did not exit on SIGTERM');
+  }
+
+  /** redis-server's output so far (start-up says where it loaded its data from). */
+  redisLog(): string {
+    return this.redis?.tail(200) ?? '';
+  }
+
   /** Directory redis-server writes its AOF and snapshots to. */
   get redisDataDir(): string {
     return join(this.dir, 'redis-data');
