@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Relay } from '../../../relay/src/relay.js';
 import { createRelay } from '../../../relay/src/relay.js';
 import { TestClient } from '../../../relay/test/helpers/client.js';
-import { createFixture, type Fixture, ORIGIN } from '../../../relay/test/helpers/relay-fixture.js';
+import { createFixture, type Fixture, ORIGIN, until } from '../../../relay/test/helpers/relay-fixture.js';
 import { TEST_ISSUER } from '../../../relay/test/helpers/tokens.js';
 import { type Agent, startAgent } from '../../src/agent.js';
 import { loadIdentity } from '../../src/keys/identity.js';
@@ -126,10 +126,13 @@ describe('gateway agent through the real relay', () => {
     expect(agent.status().outbox.events).toBe(0);
   });
 
-  it('refuses forged, wrong-site and bad-args commands with a reason the browser sees', async () => {
+  it('refuses bad-args commands with a reason the browser sees (JSON subprotocol)', async () => {
     const b = await browser();
     await subscribe(b);
-    agent = await startAgent({ config: agentConfig(fx, relay, gw.stateDir), logger: silentLogger() });
+    agent = await startAgent({
+      config: agentConfig(fx, relay, gw.stateDir, { SCANRELAY_GATEWAY_CODEC: 'json' }),
+      logger: silentLogger(),
+    });
     await waitOnline(b, gw.gateway);
     const bad = await runCommand(b, 'bad-1', await commandToken(fx, gw.gateway, 'echo', { aet: 'A\\B' }));
     expect(bad.at(-1)).toMatchObject({ state: 'rejected', detail: { reason: 'bad_args' } });
@@ -177,6 +180,46 @@ describe('gateway agent through the real relay', () => {
     expect(seqs[0]).toBe((first.seq as number) + 1);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i));
     expect(events.map((e) => e.kind)).toContain('procedure.started');
+  });
+
+  it('when its relay node dies, the agent moves to the next relay URL; events continue in order, none lost', async () => {
+    const second = await fx.start();
+    agent = await startAgent({
+      config: agentConfig(fx, relay, gw.stateDir, {
+        SCANRELAY_GATEWAY_RELAY_URLS: `http://127.0.0.1:${relay.port},http://127.0.0.1:${second.port}`,
+      }),
+      logger: silentLogger(),
+      link: { backoff: { baseMs: 50, maxMs: 500 } },
+    });
+    const { client: b } = await fx.browser(second, { sites: ['site-a'] });
+    await subscribe(b);
+    await waitOnline(b, gw.gateway);
+    expect(
+      (await runCommand(b, 'n-1', await commandToken(fx, gw.gateway, 'worklist.add', worklistArgs('ACC600')))).at(-1)!
+        .state,
+    ).toBe('completed');
+    expect(agent.status().relayUrl).toContain(String(relay.port));
+    await relay.close();
+    const moved = agent;
+    await until(
+      () => moved.status().link === 'online' && moved.status().relayUrl.includes(String(second.port)),
+      'the agent online on the second node',
+      15_000,
+    );
+    const sim = runSimulator({
+      gateway: { aet: 'SCANRELAY', host: '127.0.0.1', port: agent.dicomPort() },
+      aet: 'HOLOGIC1',
+      images: 2,
+      forProcessing: false,
+      rows: 16,
+      columns: 16,
+      once: true,
+      storageCommitment: false,
+    });
+    await sim.done;
+    await b.next('event', (m) => m.kind === 'procedure.completed' && m.subject === 'ACC600', 15_000);
+    const seqs = gatewayEvents(b, gw.gateway).map((e) => e.seq as number);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
   });
 
   it('a replayed command token is refused by the gateway itself, even when the relay has forgotten it', async () => {
