@@ -299,6 +299,21 @@ function wire(parts: Parts): Agent {
     pump();
   });
   outbox.on('appended', () => pump());
+
+  // A heartbeat line for operators: link state and outbox depth once a minute, even when nothing happens.
+  const statusTimer = setInterval(() => {
+    const o = outbox.status();
+    log.info(
+      {
+        link: link.state,
+        relay: link.url,
+        outbox: { health: o.health, events: o.events, acked: o.acked, last: o.last },
+      },
+      'gateway status',
+    );
+  }, 60_000);
+  statusTimer.unref();
+
   let stopping: Promise<void> | undefined;
   link.on('command', (delivery: CommandDelivery) => {
     if (stopping) {
@@ -329,6 +344,7 @@ function wire(parts: Parts): Agent {
         }),
       ]);
       clearTimeout(grace);
+      clearInterval(statusTimer);
       flushStatuses();
       await link.stop();
       if (pumpTimer) clearTimeout(pumpTimer);
