@@ -429,6 +429,19 @@ export async function relayGateway(url: string, gw: EnrolledGateway): Promise<Re
   return c;
 }
 
+/**
+ * The arm the churn scenario runs on: two nodes over Redis (a restarted node's clients resume on the other,
+ * with history in Redis). On uWS where it loads, else on ws.
+ */
+export function churnArm(): ArmSpec {
+  const uws = ['93', '108', '115'].includes(process.versions.modules);
+  return scanRelayArm({
+    name: `scanrelay-${uws ? 'uws' : 'ws'}-2nodes-redis`,
+    transport: uws ? 'uws' : 'ws',
+    twoNodes: true,
+  });
+}
+
 /** Every arm, in report order; the first of each group is its reference. */
 export const ARMS: ArmSpec[] = [
   barePeer('bare-uws', 'uws-peer.js', true),

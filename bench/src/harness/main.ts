@@ -15,7 +15,7 @@ import { runChurn } from '../scenarios/churn.js';
 import { runCommand } from '../scenarios/command.js';
 import { runConnections } from '../scenarios/connections.js';
 import { runFanout } from '../scenarios/fanout.js';
-import { ARMS, type ArmInstance, type ArmSpec } from './arms.js';
+import { ARMS, type ArmInstance, type ArmSpec, churnArm as makeChurnArm } from './arms.js';
 import { parseArgs, type RunConfig } from './config.js';
 import { pinSelf, REPO_ROOT, stopAll } from './proc.js';
 import { Progress } from './progress.js';
@@ -75,7 +75,16 @@ export async function runBench(cfg: RunConfig, command: string): Promise<Report>
     0,
   );
   const relayArms = runnable.filter(isRelayArm);
-  const churnArm = relayArms.find((a) => a.name.includes('redis')) ?? relayArms[0];
+  const churnCandidate = makeChurnArm();
+  const churnUnavailable = churnCandidate.unavailable();
+  const churnArm = churnUnavailable ? undefined : churnCandidate;
+  if (churnUnavailable && cfg.scenarios.has('churn'))
+    report.errors.push({
+      arm: churnCandidate.name,
+      scenario: 'churn',
+      round: 0,
+      message: `not run: ${churnUnavailable}`,
+    });
   const tail =
     (cfg.scenarios.has('churn') && churnArm ? 1 : 0) +
     (cfg.scenarios.has('capacity') ? relayArms.filter((a) => !a.name.includes('redis')).length : 0);
