@@ -59,6 +59,8 @@ export interface DemoServerOptions {
   commandTtlSeconds?: number;
   users?: readonly DemoUser[];
   sites?: readonly SiteInfo[];
+  /** Extra origins the page is served from, e.g. `https://localhost:8443` behind a TLS proxy (deploy/compose). */
+  publicOrigins?: readonly string[];
   logger: Logger;
   now?: () => number;
 }
@@ -125,7 +127,7 @@ export class DemoServer {
   }
   /** Origins the page can have (the relay must allow them on /v1/browser). */
   get origins(): string[] {
-    return [`http://127.0.0.1:${this.#port}`, `http://localhost:${this.#port}`];
+    return [`http://127.0.0.1:${this.#port}`, `http://localhost:${this.#port}`, ...(this.#opts.publicOrigins ?? [])];
   }
   get clinic(): readonly Participant[] {
     return this.#clinic;
