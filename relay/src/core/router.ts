@@ -18,7 +18,7 @@ import {
 import type { Logger } from 'pino';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus, BusPayload } from '../ports/bus.js';
-import type { StoredEvent } from '../ports/event-log.js';
+import type { EventLog, StoredEvent } from '../ports/event-log.js';
 import { type SiteEventPayload, type SitePresencePayload, siteChannel } from './bus-messages.js';
 import type { Clock } from './clock.js';
 import type { BrowserConn } from './connection.js';
@@ -58,6 +58,11 @@ export class SiteRouter {
   readonly #watchers = new Map<string, Set<BrowserConn>>();
   /** Bus subscribe/unsubscribe per site, serialised so a quick leave-then-join cannot end unsubscribed. */
   readonly #ops = new Map<string, Promise<void>>();
+  /** Per watched site: position of the last event fanned out (or the head when this node began receiving it). */
+  readonly #last = new Map<string, string>();
+  /** Sites re-reading history after a Bus reconnect: live messages wait here meanwhile. */
+  readonly #recovering = new Map<string, BusPayload[]>();
+  #log: EventLog | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -67,6 +72,21 @@ export class SiteRouter {
     /** Largest catch-up buffer per subscription before the reader is cut as a slow consumer. */
     private readonly maxBuffered: number,
   ) {}
+
+  /**
+   * After a Bus reconnect (pub/sub messages published meanwhile are lost), re-read each watched site's history
+   * from the last position fanned out and deliver what was missed, then the live messages buffered meanwhile
+   * (skipping those the re-read already delivered). Enabled by giving the router the EventLog.
+   */
+  catchUpWith(eventLog: EventLog): void {
+    this.#log = eventLog;
+    this.bus.onReconnect?.(() => {
+      // Synchronously, before any message of the restored subscriptions: buffer from now on.
+      const sites = [...this.#watchers.keys()].filter((s) => this.#last.has(s) && !this.#recovering.has(s));
+      for (const site of sites) this.#recovering.set(site, []);
+      for (const site of sites) void this.#recover(site);
+    });
+  }
 
   /** Number of sites this node currently receives. */
   get siteCount(): number {
@@ -79,7 +99,13 @@ export class SiteRouter {
     if (!set) {
       set = new Set();
       this.#watchers.set(site, set);
-      this.#chain(site, () => this.bus.subscribe(siteChannel(site), (p) => this.#onSite(site, p)));
+      this.#chain(site, async () => {
+        await this.bus.subscribe(siteChannel(site), (p) => this.#onSite(site, p));
+        // Where this node's stream of the site starts, for catch-up after a Bus reconnect. readSince with an
+        // empty position only reports the head (it is a gap by definition); an event fanned out meanwhile wins.
+        const head = await this.#log?.readSince(site, '', 1).then((r) => r.head);
+        if (head !== undefined && !this.#last.has(site) && this.#watchers.has(site)) this.#last.set(site, head);
+      });
     }
     set.add(conn);
     await this.#ops.get(site);
@@ -90,6 +116,7 @@ export class SiteRouter {
     const set = this.#watchers.get(site);
     if (!set?.delete(conn) || set.size > 0) return;
     this.#watchers.delete(site);
+    this.#last.delete(site);
     this.#chain(site, () => this.bus.unsubscribe(siteChannel(site)));
   }
 
@@ -115,7 +142,59 @@ export class SiteRouter {
     );
   }
 
+  async #recover(site: string): Promise<void> {
+    const delivered = new Set<string>();
+    let since = this.#last.get(site);
+    try {
+      for (let attempt = 0; since !== undefined && this.#watchers.has(site); ) {
+        let read: Awaited<ReturnType<EventLog['readSince']>>;
+        try {
+          read = await this.#log!.readSince(site, since, 500);
+        } catch (err) {
+          // The backend may still be coming back: retry a few times before giving up on this pass.
+          if (++attempt >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+          continue;
+        }
+        if (read.gap) {
+          this.logger.warn({ site }, 'history behind the Bus outage is gone; watchers of this site get it on resume');
+          break;
+        }
+        for (const event of read.events) {
+          delivered.add(event.position);
+          this.#fanOut(site, { kind: 'event', event, receivedAt: this.clock.now() } as unknown as BusPayload);
+          since = event.position;
+        }
+        if (read.events.length < 500) break;
+      }
+    } catch (err) {
+      this.logger.error(
+        { err, site },
+        'catching up after a Bus reconnect failed; watchers get missed events on resume',
+      );
+    } finally {
+      const buffered = this.#recovering.get(site) ?? [];
+      this.#recovering.delete(site);
+      for (const p of buffered) {
+        const position =
+          (p as unknown as SiteEventPayload).kind === 'event'
+            ? (p as unknown as SiteEventPayload).event.position
+            : undefined;
+        if (position === undefined || !delivered.has(position)) this.#fanOut(site, p);
+      }
+    }
+  }
+
   #onSite(site: string, payload: BusPayload): void {
+    const buffer = this.#recovering.get(site);
+    if (buffer) {
+      buffer.push(payload);
+      return;
+    }
+    this.#fanOut(site, payload);
+  }
+
+  #fanOut(site: string, payload: BusPayload): void {
     const set = this.#watchers.get(site);
     if (!set || set.size === 0) return;
     const p = payload as unknown as SiteEventPayload | SitePresencePayload;
@@ -125,6 +204,7 @@ export class SiteRouter {
       if (p.event.site !== site) return; // never let one site's channel carry another's events
       message = siteEventMessage(p.event);
       position = p.event.position;
+      this.#last.set(site, position);
       this.metrics.fanoutLag.observe(Math.max(0, this.clock.now() - p.receivedAt) / 1000);
     } else if (p.kind === 'presence') {
       if (p.site !== site) return;

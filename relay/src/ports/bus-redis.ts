@@ -26,6 +26,7 @@ export class RedisBus implements Bus {
   readonly #conn: RedisConnection;
   readonly #logger: Logger;
   readonly #handlers = new Map<string, BusHandler>();
+  readonly #reconnectListeners: (() => void)[] = [];
   #sub: RedisClient | undefined;
   #subReady: Promise<RedisClient> | undefined;
   #closed = false;
@@ -89,6 +90,10 @@ export class RedisBus implements Bus {
     });
   }
 
+  onReconnect(listener: () => void): void {
+    this.#reconnectListeners.push(listener);
+  }
+
   healthy(): boolean {
     return !this.#closed && this.#conn.healthy() && (this.#sub === undefined || this.#sub.status === 'ready');
   }
@@ -117,6 +122,24 @@ export class RedisBus implements Bus {
     this.#subReady ??= this.#conn.subscriber().then((sub) => {
       const onMessage = (target: string, message: string): void => this.#deliver(target, message);
       sub.on(this.#conn.isCluster ? 'smessage' : 'message', onMessage);
+      // ioredis emits `ready` before it re-subscribes, so listeners run before any message of the restored
+      // subscriptions can arrive. (Cluster shard subscribers reconnect individually: not reported yet.)
+      let lost = false;
+      sub.on('close', () => {
+        lost = true;
+      });
+      sub.on('ready', () => {
+        if (!lost || this.#closed) return;
+        lost = false;
+        this.#logger.warn('Redis bus reconnected: messages published meanwhile may be lost; subscribers catch up');
+        for (const listener of this.#reconnectListeners) {
+          try {
+            listener();
+          } catch (err) {
+            this.#logger.error({ err }, 'bus reconnect listener threw');
+          }
+        }
+      });
       this.#sub = sub;
       return sub;
     });

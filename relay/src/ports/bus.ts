@@ -27,6 +27,13 @@ export interface Bus {
   subscribe(channel: string, handler: BusHandler): Promise<void>;
   /** Stop receiving a channel. Unknown channels are ignored. */
   unsubscribe(channel: string): Promise<void>;
+  /**
+   * Register `listener` to be called when the backend connection was lost and is back: messages published in
+   * between may have been lost, so a subscriber re-reads what it can from the durable ports. Called
+   * synchronously when the connection is restored, before any message arrives through the restored
+   * subscriptions (so a listener can switch to buffering first). Optional: the memory Bus never reconnects.
+   */
+  onReconnect?(listener: () => void): void;
   /** True while the backend is reachable (memory: always). Used by /readyz. */
   healthy(): boolean;
   close(): Promise<void>;

@@ -42,14 +42,19 @@ export class MemoryCommandQueue implements CommandQueue {
     this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
   }
 
-  async claim(record: CommandRecord): Promise<ClaimResult> {
+  async claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult> {
     validateRecord(record);
     const existing = this.#live(record.command);
     if (existing) return { ok: false, reason: 'duplicate' };
+    if (hold) {
+      const depth = countLive(this.#held.get(record.gateway) ?? [], this.#clock.now());
+      if (depth >= hold.maxDepth) return { ok: false, reason: 'full', depth };
+    }
     this.#records.set(record.command, {
       record: clone(record),
       keepUntil: Math.max(record.expiresAt, this.#clock.now()) + this.#retainMs,
     });
+    if (hold) this.#queue(record.gateway).push({ command: record.command, expiresAt: record.expiresAt });
     return { ok: true };
   }
 

@@ -3,7 +3,7 @@
  *
  * | key               | type   | holds                                                                    |
  * |-------------------|--------|--------------------------------------------------------------------------|
- * | `sr:cmd:<jti>`    | hash   | `r` record JSON, `k` keep-until (ms), `s` latest state; PEXPIRE backstop |
+ * | `sr:{cmdq}:cmd:<jti>` | hash | `r` record JSON, `k` keep-until (ms), `s` latest state; PEXPIRE backstop |
  * | `sr:{cmdq}:q`     | zset   | held commands, members `<gateway>\|<counter>\|<jti>` (lex order = age)    |
  * | `sr:{cmdq}:exp`   | zset   | held jti → token expiry (ms), for the exactly-once reap                   |
  * | `sr:{cmdq}:m`     | hash   | held jti → its queue member                                              |
@@ -11,9 +11,9 @@
  * | `sr:{cmdq}:ctr`   | string | queue order counter                                                      |
  *
  * Claim-once is a Lua check of `k` against the node clock (so retention follows the injected clock exactly
- * like the memory queue; the PEXPIRE is only the garbage collector). Held commands share the `{cmdq}` hash tag:
- * one cluster slot, so hold/take/reap/drop are single scripts and each held command goes to exactly one of
- * take, reap or drop. Held queues exist only while gateways are offline, so one shard carries them easily.
+ * like the memory queue; the PEXPIRE is only the garbage collector). Every key shares the `{cmdq}` hash tag:
+ * one cluster slot, so claim+hold, take, reap and drop are single scripts and each held command goes to
+ * exactly one of take, reap or drop. The volume is one record per command, small for one shard.
  */
 import type { CommandState } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
@@ -31,7 +31,7 @@ const TTL_SLACK_MS = 60 * 60 * 1000;
 const REAP_BATCH = 500;
 
 export function commandKey(jti: string): string {
-  return `sr:cmd:${jti}`;
+  return `${Q}:cmd:${jti}`;
 }
 
 export class RedisCommandQueue implements CommandQueue {
@@ -45,16 +45,28 @@ export class RedisCommandQueue implements CommandQueue {
     this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
   }
 
-  async claim(record: CommandRecord): Promise<ClaimResult> {
+  async claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult> {
     validateRecord(record);
     const now = this.#clock.now();
     const keep = Math.max(record.expiresAt, now) + this.#retainMs;
-    const ok = await this.#conn.script(
+    const [result, depth] = (await this.#conn.script(
       'command-claim',
-      [commandKey(record.command)],
-      [JSON.stringify(record), keep, now, record.state, keep - now + TTL_SLACK_MS],
-    );
-    return Number(ok) === 1 ? { ok: true } : { ok: false, reason: 'duplicate' };
+      [commandKey(record.command), ...HELD, COUNTER],
+      [
+        JSON.stringify(record),
+        keep,
+        now,
+        record.state,
+        keep - now + TTL_SLACK_MS,
+        record.gateway,
+        record.command,
+        record.expiresAt,
+        hold ? hold.maxDepth : '',
+      ],
+    )) as [number, number?];
+    if (Number(result) === 1) return { ok: true };
+    if (Number(result) === 2) return { ok: false, reason: 'full', depth: Number(depth) };
+    return { ok: false, reason: 'duplicate' };
   }
 
   async get(command: string): Promise<CommandRecord | undefined> {

@@ -33,12 +33,21 @@ export interface CommandRecord {
   state: CommandState;
 }
 
-export type ClaimResult = { ok: true } | { ok: false; reason: 'duplicate' };
+export type ClaimResult =
+  | { ok: true }
+  | { ok: false; reason: 'duplicate' }
+  /** Only with `claim(record, { maxDepth })`: the gateway's held queue is full; nothing was recorded. */
+  | { ok: false; reason: 'full'; depth: number };
 export type HoldResult = { ok: true; depth: number } | { ok: false; reason: 'full'; depth: number };
 
 export interface CommandQueue {
-  /** Record a newly accepted command; refuses a `jti` seen before (kept until its expiry). */
-  claim(record: CommandRecord): Promise<ClaimResult>;
+  /**
+   * Record a newly accepted command; refuses a `jti` seen before (kept until its expiry). With `hold`, also
+   * hold it for its gateway in the same atomic step (Redis: one script): either both happen or neither, so a
+   * backend failure between them can never leave a claimed jti that is not queued (the browser's retry with
+   * the same token would be refused as a replay and the command lost). `full` → nothing was recorded.
+   */
+  claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult>;
   /** Look a command up by `jti` (to route a gateway's status back to its origin). */
   get(command: string): Promise<CommandRecord | undefined>;
   /** Record the latest state (terminal states end the record's usefulness but it is kept until expiry). */

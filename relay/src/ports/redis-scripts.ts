@@ -20,7 +20,7 @@ export const SCRIPTS = {
   'presence-get': 2,
   'presence-list': 5,
   'presence-reap': 4,
-  'command-claim': 1,
+  'command-claim': 6,
   'command-set-state': 1,
   'held-hold': 5,
   'held-take': 4,

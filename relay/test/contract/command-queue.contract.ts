@@ -165,6 +165,34 @@ export function commandQueueContract(name: string, factory: CommandQueueFactory)
       expect(await queue.depth(gw)).toBe(4);
     });
 
+    it('claims and holds in one step; a full queue records nothing, so the same jti can be claimed later', async () => {
+      const { queue, other, clock } = await make();
+      const gw = uniqueId('gw');
+      const [a, b, c] = [record(clock, gw), record(clock, gw), record(clock, gw)];
+      expect(await queue.claim(a, { maxDepth: 2 })).toEqual({ ok: true });
+      expect(await other.claim(b, { maxDepth: 2 })).toEqual({ ok: true });
+      expect(await queue.claim(c, { maxDepth: 2 })).toEqual({ ok: false, reason: 'full', depth: 2 });
+      expect(await queue.get(c.command)).toBeUndefined();
+      expect(await queue.claim(a, { maxDepth: 2 })).toEqual({ ok: false, reason: 'duplicate' });
+      expect(await queue.depth(gw)).toBe(2);
+      expect((await other.take(gw, clock.now())).map((r) => r.command)).toEqual([a.command, b.command]);
+      expect(await queue.claim(c, { maxDepth: 2 })).toEqual({ ok: true });
+      expect((await queue.take(gw, clock.now())).map((r) => r.command)).toEqual([c.command]);
+    });
+
+    it('concurrent claim-and-holds never exceed maxDepth and hold each jti once', async () => {
+      const { queue, other, clock } = await make();
+      const gw = uniqueId('gw');
+      const rs = Array.from({ length: 10 }, () => record(clock, gw));
+      const results = await Promise.all(
+        [...rs, ...rs].map((r, i) => (i % 2 ? other : queue).claim(r, { maxDepth: 6 })),
+      );
+      expect(results.filter((x) => x.ok)).toHaveLength(6);
+      const taken = await queue.take(gw, clock.now());
+      expect(new Set(taken.map((r) => r.command)).size).toBe(6);
+      expect(taken).toHaveLength(6);
+    });
+
     it('refuses to hold a command that was never claimed', async () => {
       const { queue, clock } = await make();
       await expect(queue.hold(uniqueId('jti'), uniqueId('gw'), clock.now() + 1_000, 5)).rejects.toMatchObject({

@@ -1,6 +1,6 @@
 -- CommandQueue setState: record the latest state of a live command and keep it routable for `retain` more.
 --
--- KEYS[1] record   sr:cmd:<jti>   (see command-claim.lua)
+-- KEYS[1] record   sr:{cmdq}:cmd:<jti>   (see command-claim.lua)
 -- ARGV[1] state   ARGV[2] now (ms)   ARGV[3] retain (ms)   ARGV[4] Redis TTL slack (ms)
 -- Returns 1 when updated, 0 for an unknown or forgotten command.
 
