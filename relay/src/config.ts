@@ -62,6 +62,12 @@ export interface RelayTimings {
   revocationSweepMs: number;
   /** Expired presence leases and held commands are reaped, and held commands re-delivered, every …ms. Default 2,000. */
   maintenanceIntervalMs: number;
+  /**
+   * A gateway must report some status (normally `verified`, within milliseconds) for a command delivered to
+   * it within this time, or its link is presumed dead: terminated, and the command held for redelivery. ms.
+   * Default 15,000.
+   */
+  commandAckTimeoutMs: number;
   /** How long `close()` waits for clients to close after 1001 before terminating them, ms. Default 5,000. */
   shutdownGraceMs: number;
   /** Node http `headersTimeout`, ms. Default 10,000. */
@@ -159,6 +165,7 @@ export const DEFAULT_TIMINGS: Readonly<RelayTimings> = Object.freeze({
   expiryWarningMs: 60_000,
   revocationSweepMs: 30_000,
   maintenanceIntervalMs: 2_000,
+  commandAckTimeoutMs: 15_000,
   shutdownGraceMs: 5_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 15_000,
@@ -205,6 +212,7 @@ export const LIMIT_ENV: Readonly<Record<string, [section: 'limits' | 'timings' |
   SCANRELAY_EXPIRY_WARNING_MS: ['timings', 'expiryWarningMs'],
   SCANRELAY_REVOCATION_SWEEP_MS: ['timings', 'revocationSweepMs'],
   SCANRELAY_MAINTENANCE_INTERVAL_MS: ['timings', 'maintenanceIntervalMs'],
+  SCANRELAY_COMMAND_ACK_TIMEOUT_MS: ['timings', 'commandAckTimeoutMs'],
   SCANRELAY_SHUTDOWN_GRACE_MS: ['timings', 'shutdownGraceMs'],
   SCANRELAY_HEADERS_TIMEOUT_MS: ['timings', 'headersTimeoutMs'],
   SCANRELAY_REQUEST_TIMEOUT_MS: ['timings', 'requestTimeoutMs'],

@@ -5,8 +5,8 @@
  * browser command{ref,token}
  *   │ verifyCommand (signature, issuer, aud = an active gateway of the token's site)      → error{ref}
  *   │ session lists the site; token sub = session sub; session not revoked                → error{ref} forbidden
- *   │ CommandQueue.claim(jti)   (once, cluster-wide)                                       → error{ref} bad_message
- *   │ CommandQueue.hold(gateway, cap)                                                      → error{ref} gateway_offline
+ *   │ CommandQueue.claim(jti) + hold(gateway, cap), one atomic step (once, cluster-wide)   → error{ref} bad_message
+ *   │                                                                                         | gateway_offline (full)
  *   ▼ accepted
  *   ├─ gateway online (Presence) → Bus node:<its node> {wake}  → that node takes the held commands → delivered
  *   └─ offline → queued … gateway connects (any node) → take → delivered   |   token exp → expired (reaper)
@@ -62,9 +62,14 @@ export interface CommandsDeps {
   local: LocalSockets;
   clock: Clock;
   limits: RelayLimits;
+  /** See RelayTimings.commandAckTimeoutMs. */
+  ackTimeoutMs: number;
   metrics: RelayMetrics;
   logger: Logger;
 }
+
+/** States reached only after the gateway received the command (its own reports). */
+const GATEWAY_HAS_IT: ReadonlySet<CommandState> = new Set(['verified', 'running', 'progress']);
 
 export class Commands {
   constructor(private readonly d: CommandsDeps) {}
@@ -113,22 +118,22 @@ export class Commands {
       acceptedAt: now,
       state: 'accepted',
     };
-    const claim = await queue.claim(record);
-    if (!claim.ok) {
-      metrics.authRejections.inc({ role: 'command', reason: 'jti_replay' });
-      conn.error('bad_message', 'this command token was already used (its jti was seen before)', ref);
-      return;
-    }
-    const held = await queue.hold(record.command, record.gateway, record.expiresAt, limits.maxHeldCommandsPerGateway);
-    if (!held.ok) {
-      await queue.setState(record.command, 'rejected');
+    // Claim and hold in one atomic step: a backend failure between the two would leave the jti claimed but
+    // not queued, and the browser's retry with the same token refused as a replay — the command lost.
+    const claim = await queue.claim(record, { maxDepth: limits.maxHeldCommandsPerGateway });
+    if (!claim.ok && claim.reason === 'full') {
       metrics.commands.inc({ state: 'refused' });
       this.#audit(record, 'refused_queue_full');
       conn.error(
         'gateway_offline',
-        `gateway "${record.gateway}" already has ${held.depth} commands waiting; nothing was held, retry later`,
+        `gateway "${record.gateway}" already has ${claim.depth} commands waiting; nothing was held, retry later`,
         ref,
       );
+      return;
+    }
+    if (!claim.ok) {
+      metrics.authRejections.inc({ role: 'command', reason: 'jti_replay' });
+      conn.error('bad_message', 'this command token was already used (its jti was seen before)', ref);
       return;
     }
     await this.#report(record, 'accepted');
@@ -154,7 +159,14 @@ export class Commands {
       conn.error('forbidden', `command "${msg.command}" is not a command of this gateway`);
       return;
     }
+    conn.inFlight.delete(record.command);
     if (TERMINAL_STATES.has(record.state)) return; // already final: a resend after reconnect
+    if (msg.state === 'rejected' && msg.detail?.reason === 'replayed' && GATEWAY_HAS_IT.has(record.state)) {
+      // A redelivery (after the link died unconfirmed) reached a gateway that had the command all along: its
+      // own reports of the first delivery carry on; this refusal of the duplicate is not the outcome.
+      this.d.logger.info({ jti: record.command, gateway: record.gateway }, 'redelivered command already running');
+      return;
+    }
     await this.d.queue.setState(record.command, msg.state);
     record.state = msg.state;
     await this.#report(record, msg.state, msg.detail, msg.progress);
@@ -183,10 +195,61 @@ export class Commands {
         await queue.hold(record.command, gateway, record.expiresAt, REHOLD_DEPTH);
         continue;
       }
+      conn.inFlight.set(record.command, { record, deliveredAt: clock.now() });
       await queue.setState(record.command, 'delivered');
       record.state = 'delivered';
       await this.#report(record, 'delivered');
     }
+  }
+
+  /**
+   * A gateway link that has commands written to it but not acknowledged (no status at all) for longer than
+   * `ackTimeoutMs` is not processing them: presume it dead and cut it, so they are held again (linkClosed).
+   */
+  checkAcks(conns: readonly GatewayConn[]): void {
+    const deadline = this.d.clock.now() - this.d.ackTimeoutMs;
+    for (const conn of conns) {
+      if (conn.isGone) continue;
+      for (const { deliveredAt, record } of conn.inFlight.values()) {
+        if (deliveredAt > deadline) continue;
+        this.d.logger.warn(
+          { gateway: conn.gateway, jti: record.command, conn: conn.id },
+          'gateway did not acknowledge a delivered command in time: link presumed dead, terminated',
+        );
+        conn.closedBy = 'internal';
+        conn.state = 'closing';
+        conn.transport.terminate();
+        break;
+      }
+    }
+  }
+
+  /**
+   * The gateway's socket is gone. Commands written to it that it never acknowledged may never have arrived:
+   * hold them again (back to `queued`) for its next connection. The gateway's replay guard makes a second
+   * arrival harmless; fromGateway ignores its refusal of the duplicate.
+   */
+  async linkClosed(conn: GatewayConn): Promise<void> {
+    if (conn.inFlight.size === 0) return;
+    const { queue, clock } = this.d;
+    const unacked = [...conn.inFlight.values()].map((f) => f.record);
+    conn.inFlight.clear();
+    let held = false;
+    for (const record of unacked) {
+      const current = await queue.get(record.command);
+      if (!current || current.state !== 'delivered' || current.expiresAt <= clock.now()) continue;
+      await queue.hold(record.command, record.gateway, record.expiresAt, REHOLD_DEPTH);
+      await queue.setState(record.command, 'queued');
+      held = true;
+      await this.#report(current, 'queued', {
+        reason: 'redelivery',
+        message: 'the gateway link dropped before the gateway confirmed the command; it will be delivered again',
+      });
+    }
+    if (!held) return;
+    // It may already be back (on any node): wake whoever holds it now.
+    const live = await this.d.presence.get(conn.gateway);
+    if (live) await this.d.bus.publish(nodeChannel(live.node), toBus({ kind: 'wake', gateway: conn.gateway }));
   }
 
   /** Held commands whose tokens ran out: `expired` to their senders. */

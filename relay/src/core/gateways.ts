@@ -123,6 +123,11 @@ export class Gateways {
       this.#byGateway.delete(conn.gateway);
       this.d.metrics.gatewaysOnline.set(this.#byGateway.size);
     }
+    await this.#releaseLease(conn);
+    await this.d.commands().linkClosed(conn);
+  }
+
+  async #releaseLease(conn: GatewayConn): Promise<void> {
     if (!conn.present) return;
     conn.present = false;
     const released = await this.d.presence.release(conn.gateway, conn.id);

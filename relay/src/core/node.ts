@@ -120,6 +120,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       },
       clock,
       limits: config.limits,
+      ackTimeoutMs: config.timings.commandAckTimeoutMs,
       metrics,
       logger,
     });
@@ -385,7 +386,10 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     }
   }
 
-  /** Reap lapsed presence and expired held commands; re-deliver held commands of local gateways. */
+  /**
+   * Reap lapsed presence and expired held commands; cut gateway links sitting on unacknowledged commands;
+   * re-deliver held commands of local gateways.
+   */
   runMaintenance(): Promise<void> {
     // One pass at a time: a slow backend must not pile passes up.
     this.#maintenance ??= this.#maintain().finally(() => {
@@ -398,6 +402,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     const log = (what: string) => (err: unknown) => this.#d.logger.error({ err }, `${what} failed; retried next pass`);
     await this.gateways.reapExpired().catch(log('presence reaping'));
     await this.commands.reapExpired().catch(log('command expiry'));
+    this.commands.checkAcks(this.gateways.all());
     for (const conn of this.gateways.all()) {
       await this.commands.deliverHeld(conn.gateway).catch(log('held command delivery'));
     }

@@ -260,3 +260,50 @@ describe('error codes', () => {
     await client.roundTrip();
   });
 });
+
+describe('unconfirmed deliveries', () => {
+  it('holds again a command whose gateway link died before confirming it, and redelivers it', async () => {
+    fx = await createFixture({ config: { timings: { commandAckTimeoutMs: 300, maintenanceIntervalMs: 50 } } });
+    const relay = await fx.start();
+    const zombie = await fx.gateway(relay, 'gw-1');
+    const { client } = await fx.browser(relay);
+    const token = await fx.command({ aud: 'gw-1' });
+    client.send({ type: 'command', ref: 'z', token });
+    const first = await zombie.client.next('command');
+    // The gateway never answers: the relay presumes the link dead and cuts it.
+    expect((await zombie.client.closed).code).toBe(1006);
+    expect(await client.next('command.status', (m) => m.state === 'queued')).toMatchObject({
+      ref: 'z',
+      detail: { reason: 'redelivery' },
+    });
+    const back = await fx.gateway(relay, 'gw-1');
+    const again = await back.client.next('command');
+    expect(again.command).toBe(first.command);
+    back.client.send({ type: 'command.status', command: again.command, state: 'completed' });
+    await client.next('command.status', (m) => m.ref === 'z' && m.state === 'completed');
+    expect(fx.logsWhere((l) => l.audit === 'command').map((l) => l.state)).toEqual(['completed']);
+  });
+
+  it('ignores the gateway refusing a redelivered command it already had, and takes its real outcome', async () => {
+    fx = await createFixture();
+    const relay = await fx.start();
+    const gw = await fx.gateway(relay, 'gw-1');
+    const { client } = await fx.browser(relay);
+    client.send({ type: 'command', ref: 'd', token: await fx.command({ aud: 'gw-1' }) });
+    const delivery = await gw.client.next('command');
+    gw.client.close(); // the link drops before its `verified` got out
+    await client.next('command.status', (m) => m.state === 'queued' && (m.detail as Msg)?.reason === 'redelivery');
+    const back = await fx.gateway(relay, 'gw-1');
+    await back.client.next('command');
+    back.client.send({ type: 'command.status', command: delivery.command, state: 'verified' }); // its queued report
+    back.client.send({
+      type: 'command.status',
+      command: delivery.command,
+      state: 'rejected',
+      detail: { reason: 'replayed', message: 'already used' },
+    });
+    back.client.send({ type: 'command.status', command: delivery.command, state: 'completed' });
+    await client.next('command.status', (m) => m.ref === 'd' && m.state === 'completed');
+    expect(client.received.filter((m) => m.state === 'rejected')).toEqual([]);
+  });
+});
