@@ -182,6 +182,8 @@ export class Commands {
     const { queue, clock } = this.d;
     const records = await queue.take(gateway, clock.now());
     for (const record of records) {
+      // Held again after a link died, but the gateway has since reported it (it had it all along): done.
+      if (TERMINAL_STATES.has(record.state) || GATEWAY_HAS_IT.has(record.state)) continue;
       const sent =
         conn.isOpen &&
         conn.send({

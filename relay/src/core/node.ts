@@ -227,7 +227,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     this.#traffic(conn);
     conn.enqueue(
       () => this.#dispatch(conn, msg),
-      (err) => this.#handlerFailed(conn, msg.type, err),
+      (err) => this.#handlerFailed(conn, msg, err),
     );
   }
 
@@ -280,14 +280,16 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     }
   }
 
-  #handlerFailed(conn: AnyConn, type: string, err: unknown): void {
+  #handlerFailed(conn: AnyConn, msg: BrowserToRelay | GatewayToRelay, err: unknown): void {
+    const ref = 'ref' in msg ? msg.ref : undefined;
     if (err instanceof AuthError) {
-      conn.error(err.code, err.message);
+      conn.error(err.code, err.message, ref);
       return;
     }
-    this.#d.logger.error({ err, conn: conn.id, role: conn.endpoint, type }, 'message handler failed');
-    // Before welcome a failure leaves the socket unusable; after it, the client may retry the request.
-    if (conn.state === 'open') conn.error('internal', 'the relay could not handle that message; retry shortly');
+    this.#d.logger.error({ err, conn: conn.id, role: conn.endpoint, type: msg.type }, 'message handler failed');
+    // Before welcome a failure leaves the socket unusable; after it, the client may retry the request (its
+    // `ref` tells it which one failed).
+    if (conn.state === 'open') conn.error('internal', 'the relay could not handle that message; retry shortly', ref);
     else conn.fail('internal');
   }
 

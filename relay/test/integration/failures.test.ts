@@ -57,3 +57,24 @@ it('answers a failed append with internal, does not ack it, and closes the link 
   expect(failure).toHaveLength(1);
   expect(JSON.stringify(failure)).not.toContain('eyJ');
 });
+
+it('answers a browser request that hit a backend failure with internal carrying its ref', async () => {
+  fx = await createFixture();
+  const injected = await createPorts({
+    dataDir: `${fx.dataDir}/injected`,
+    nodeId: 'node-y',
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    eventLog: { maxEvents: 100, maxAgeMs: 60_000, maxSubjects: 100 },
+  });
+  ports = injected;
+  injected.commands.claim = async () => {
+    throw new PortError('unavailable', 'backend down (test)');
+  };
+  const relay = await fx.start({}, { ports: injected });
+  await fx.gateway(relay, 'gw-1');
+  const { client } = await fx.browser(relay);
+  client.send({ type: 'command', ref: 'c-9', token: await fx.command({ aud: 'gw-1' }) });
+  expect(await client.next('error')).toMatchObject({ code: 'internal', ref: 'c-9' });
+  await client.roundTrip();
+});
