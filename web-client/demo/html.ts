@@ -64,7 +64,8 @@ button:focus-visible, a:focus-visible { outline:3px solid var(--focus); outline-
 table { width:100%; border-collapse:collapse; background:#fff; border:1px solid var(--line); }
 caption { text-align:left; font-weight:600; padding:.4rem 0; }
 th, td { text-align:left; padding:.5rem .6rem; border-bottom:1px solid var(--line); vertical-align:middle; }
-th { background:#eef1f4; font-size:.95rem; }
+thead th { background:#eef1f4; font-size:.95rem; }
+tbody th { font-weight:600; }
 td.state { min-width:12rem; }
 .state .detail { display:block; font-size:.9rem; color:var(--muted); }
 progress { width:8rem; height:.8rem; vertical-align:middle; }

@@ -156,6 +156,10 @@ export class DemoServer {
     const method = req.method ?? 'GET';
     if (method === 'GET') {
       if (path === '/healthz') return json(res, 200, { ok: true });
+      if (path === '/favicon.ico') {
+        res.writeHead(204).end();
+        return;
+      }
       if (path === '/app.js') return send(res, 200, 'text/javascript; charset=utf-8', this.#script);
       if (path === '/app.css') return send(res, 200, 'text/css; charset=utf-8', CSS);
       if (path === '/.well-known/jwks.json') return json(res, 200, this.signer.jwks);
@@ -284,7 +288,8 @@ export class DemoServer {
         `form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
     );
     res.setHeader('x-content-type-options', 'nosniff');
-    res.setHeader('referrer-policy', 'no-referrer');
+    // Not `no-referrer`: with it Chrome sends `Origin: null` on form posts, and the same-origin check needs it.
+    res.setHeader('referrer-policy', 'same-origin');
     res.setHeader('cache-control', 'no-store');
   }
 }
