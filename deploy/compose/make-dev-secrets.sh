@@ -35,12 +35,14 @@ cat "$out/tls.crt" "$out/tls-ca.pem" "$out/tls.key" > "$out/tls.pem"
 rm -f "$out/tls.csr" "$out/tls.ext" "$out/tls-ca.srl"
 
 # Manage app signing key (ES256): private JWK for the demo app, public JWKS for relays and gateways.
-gen='const {generateKeyPairSync}=require("node:crypto");const fs=require("node:fs");
+# kid = the key's RFC 7638 thumbprint, which is also what the demo manage app signs with.
+gen='const {createHash,generateKeyPairSync}=require("node:crypto");const fs=require("node:fs");
 const {privateKey,publicKey}=generateKeyPairSync("ec",{namedCurve:"P-256"});
-const kid="manage-"+new Date().toISOString().slice(0,10);
+const pub=publicKey.export({format:"jwk"});
+const kid=createHash("sha256").update(JSON.stringify({crv:pub.crv,kty:pub.kty,x:pub.x,y:pub.y})).digest("base64url");
 const meta={kid,alg:"ES256",use:"sig"};
 fs.writeFileSync(process.argv[1]+"/manage-key.json",JSON.stringify({...privateKey.export({format:"jwk"}),...meta}));
-fs.writeFileSync(process.argv[1]+"/manage-jwks.json",JSON.stringify({keys:[{...publicKey.export({format:"jwk"}),...meta}]}));'
+fs.writeFileSync(process.argv[1]+"/manage-jwks.json",JSON.stringify({keys:[{...pub,...meta}]}));'
 if command -v node >/dev/null 2>&1; then
   node -e "$gen" "$out"
 else

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# ScanRelay demo manage app: signs command and session tokens with its key, serves the live clinic page.
+# ScanRelay demo manage app (deploy/docker/demo-main.mjs): signs command and session tokens with its key,
+# serves the live clinic page.
 # Build from the repository root:
 #   docker build -f deploy/docker/demo.Dockerfile -t scanrelay/demo .
 #
@@ -23,10 +24,14 @@ COPY web-client web-client
 COPY bench bench
 RUN npm run build
 
-# ── runtime: the web client's production dependencies and compiled output only ───────────────────────────
+# ── runtime: the web client's dependencies, compiled output, and the page's sources ───────────────────────
+# The demo server bundles its page with esbuild when it starts (web-client/demo/bundle.ts), so this image keeps
+# esbuild (a dev dependency) and the TypeScript sources the page is built from. It is a demo, not a product
+# image; the relay and gateway images carry production dependencies only.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
-    SCANRELAY_DEMO_PORT=8080
+    SCANRELAY_DEMO_PORT=8080 \
+    SCANRELAY_DEMO_DATA_DIR=/var/lib/scanrelay-demo
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY relay/package.json relay/
@@ -35,13 +40,19 @@ COPY gateway-agent/package.json gateway-agent/
 COPY web-client/package.json web-client/
 COPY bench/package.json bench/
 RUN --mount=type=cache,target=/root/.npm \
-    npm ci --omit=dev --no-audit --no-fund --workspace @scanrelay/web-client --include-workspace-root=false \
-    && rm -rf gateway-agent bench
+    npm ci --no-audit --no-fund --workspace @scanrelay/web-client --include-workspace-root=false \
+    && rm -rf gateway-agent bench \
+    && mkdir -p /var/lib/scanrelay-demo && chown node:node /var/lib/scanrelay-demo
 COPY --from=build /src/relay/protocol/dist relay/protocol/dist
 COPY --from=build /src/web-client/dist web-client/dist
+COPY relay/protocol/src relay/protocol/src
+COPY web-client/src web-client/src
+COPY web-client/demo web-client/demo
+COPY deploy/docker/demo-main.mjs deploy/docker/demo-main.mjs
 USER node
+VOLUME ["/var/lib/scanrelay-demo"]
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.SCANRELAY_DEMO_PORT||8080)+'/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.SCANRELAY_DEMO_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "web-client/dist/demo/server.js"]
+ENTRYPOINT ["node", "deploy/docker/demo-main.mjs"]

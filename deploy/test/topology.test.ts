@@ -130,8 +130,10 @@ describe('compose topology as processes: redis + 2 relays + haproxy (TLS) + gate
     dumpOnFailure();
     await t().startRedis();
     for (const service of t().relays.keys()) await t().startRelay(service);
+    await t().startDemo();
     await t().startHaproxy();
     for (const service of t().relays.keys()) await t().waitForServer(service, 'UP');
+    await t().waitForServer('demo', 'UP', 20_000, 'be_demo');
 
     expect((await t().https('GET', '/readyz')).status).toBe(200);
     expect((await t().https('GET', '/metrics')).status).toBe(404);
@@ -155,6 +157,43 @@ describe('compose topology as processes: redis + 2 relays + haproxy (TLS) + gate
       ws.on('error', () => undefined);
     });
     expect(refused).toBe(403);
+  });
+
+  it('serves the demo manage app through the proxy; its session tokens open browser sockets on the relays', async () => {
+    dumpOnFailure();
+    const page = await t().https('GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.headers['strict-transport-security']).toBeDefined();
+    // The demo signs with the key whose public half the relays were given (same kid, same key).
+    const jwks = JSON.parse((await t().https('GET', '/.well-known/jwks.json')).body) as { keys: JWK[] };
+    const relayJwks = JSON.parse(readFileSync(t().secretFile('manage-jwks'), 'utf8')) as { keys: JWK[] };
+    expect(jwks.keys.map((k) => [k.kid, k.x, k.y])).toEqual(relayJwks.keys.map((k) => [k.kid, k.x, k.y]));
+
+    // Sign in as the page would (same origin through the proxy), ask for a session token, use it on a socket.
+    const origin = { origin: t().origin, 'sec-fetch-site': 'same-origin' };
+    const login = await t().https('POST', '/login', {
+      headers: { ...origin, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'user=clinician-a',
+    });
+    expect(login.status, login.body).toBe(303);
+    const cookie = String(login.headers['set-cookie']?.[0] ?? '').split(';')[0] as string;
+    const minted = await t().https('POST', '/api/token', { headers: { ...origin, cookie }, body: {} });
+    expect(minted.status, minted.body).toBe(200);
+    const { token } = JSON.parse(minted.body) as { token: string };
+    const demoBrowser = new BrowserClient({
+      url: `wss://localhost:${t().proxyPort}${PATHS.browser}`,
+      origin: t().origin,
+      ca: t().ca,
+      site: 'site-a',
+      token: async () => token,
+    });
+    try {
+      await demoBrowser.start();
+      expect(demoBrowser.nodes).toHaveLength(1);
+    } finally {
+      await demoBrowser.stop();
+    }
   });
 
   it('enrols a gateway through the proxy and runs it with the compose gateway settings', async () => {

@@ -26,6 +26,7 @@ import { type Managed, ProcessGroup } from './processes.js';
 export const RELAY_BIN = join(REPO_ROOT, 'relay/dist/main.js');
 export const GATEWAY_BIN = join(REPO_ROOT, 'gateway-agent/dist/cli.js');
 export const HAPROXY_CFG = join(DEPLOY_DIR, 'proxy/haproxy.cfg');
+export const DEMO_MAIN = join(DEPLOY_DIR, 'docker/demo-main.mjs');
 
 export interface TopologyOptions {
   /** `iss` of the manage app's tokens (compose var SCANRELAY_MANAGE_ISSUER). */
@@ -101,6 +102,7 @@ export class Topology {
       SCANRELAY_PUBLIC_ORIGIN: `https://localhost:${ports[1]}`,
       SCANRELAY_MANAGE_ISSUER: opts.issuer,
       SCANRELAY_LOG_LEVEL: 'info',
+      SCANRELAY_DEMO_RELAY_URL: `wss://localhost:${ports[1]}`,
     };
     const topo = new Topology({ dir, secretsDir, vars, ports, relays });
     topo.ca = await readFile(join(secretsDir, 'tls-ca.pem'), 'utf8');
@@ -280,11 +282,11 @@ export class Topology {
   }
 
   /** Wait until HAProxy's health checks report `server` (e.g. `relay1`) in `status` (`UP` / `DOWN`). */
-  waitForServer(server: string, status: 'UP' | 'DOWN', timeoutMs = 20_000): Promise<true> {
+  waitForServer(server: string, status: 'UP' | 'DOWN', timeoutMs = 20_000, backend = 'be_relay'): Promise<true> {
     return waitFor(
-      `haproxy to mark be_relay/${server} ${status}`,
+      `haproxy to mark ${backend}/${server} ${status}`,
       async () => {
-        const s = (await this.serverStatuses()).get(`be_relay/${server}`) ?? '';
+        const s = (await this.serverStatuses()).get(`${backend}/${server}`) ?? '';
         return s.split(' ')[0] === status;
       },
       timeoutMs,
@@ -301,16 +303,19 @@ export class Topology {
     method: string,
     path: string,
     opts: { headers?: Record<string, string>; body?: unknown } = {},
-  ): Promise<{ status: number; body: string }> {
+  ): Promise<{ status: number; body: string; headers: import('node:http').IncomingHttpHeaders }> {
     return new Promise((resolveReq, reject) => {
-      const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+      const body =
+        opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
       const req = request(
         `${this.publicUrl}${path}`,
         {
           method,
           ca: this.ca,
           headers: {
-            ...(body ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}),
+            ...(body !== undefined
+              ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+              : {}),
             ...opts.headers,
           },
         },
@@ -320,13 +325,35 @@ export class Topology {
           res.on('data', (c: string) => {
             text += c;
           });
-          res.on('end', () => resolveReq({ status: res.statusCode ?? 0, body: text }));
+          res.on('end', () => resolveReq({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
         },
       );
       req.on('error', reject);
       req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
       req.end(body);
     });
+  }
+
+  /** The demo manage app (deploy/docker/demo-main.mjs, the image's entrypoint) with the compose demo environment. */
+  async startDemo(): Promise<Managed> {
+    const env = serviceEnvironment(this.compose, 'demo');
+    const out: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    for (const [k, v] of Object.entries(env)) out[k] = this.localiseAddress(v);
+    out.SCANRELAY_DEMO_HOST = '127.0.0.1';
+    out.SCANRELAY_DEMO_PORT = String(this.demoPort);
+    out.SCANRELAY_DEMO_DATA_DIR = join(this.dir, 'demo-data');
+    out.SCANRELAY_DEMO_SIGNING_KEY = this.localiseMount('demo', env.SCANRELAY_DEMO_SIGNING_KEY as string);
+    const proc = this.procs.start('demo', process.execPath, [DEMO_MAIN], { env: out, cwd: REPO_ROOT });
+    await waitFor(
+      'the demo app /healthz',
+      async () => {
+        if (!proc.running()) throw new Error(`demo exited:\n${proc.tail()}`);
+        const res = await fetch(`http://127.0.0.1:${this.demoPort}/healthz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      30_000,
+    );
+    return proc;
   }
 
   /** The environment compose gives the gateway service, localised, with its own state dir and DICOM port. */
