@@ -62,6 +62,12 @@ export class SiteRouter {
   readonly #last = new Map<string, string>();
   /** Sites re-reading history after a Bus reconnect: live messages wait here meanwhile. */
   readonly #recovering = new Map<string, BusPayload[]>();
+  /**
+   * After a catch-up: positions it delivered whose live message may still be on its way (the history read
+   * can see an event before its pub/sub message arrives). Dropped when they arrive; forgotten at the first
+   * live event not in the set (live messages come in append order, so everything after it is newer).
+   */
+  readonly #skip = new Map<string, Set<string>>();
   #log: EventLog | undefined;
 
   constructor(
@@ -117,6 +123,7 @@ export class SiteRouter {
     if (!set?.delete(conn) || set.size > 0) return;
     this.#watchers.delete(site);
     this.#last.delete(site);
+    this.#skip.delete(site);
     this.#chain(site, () => this.bus.unsubscribe(siteChannel(site)));
   }
 
@@ -175,13 +182,8 @@ export class SiteRouter {
     } finally {
       const buffered = this.#recovering.get(site) ?? [];
       this.#recovering.delete(site);
-      for (const p of buffered) {
-        const position =
-          (p as unknown as SiteEventPayload).kind === 'event'
-            ? (p as unknown as SiteEventPayload).event.position
-            : undefined;
-        if (position === undefined || !delivered.has(position)) this.#fanOut(site, p);
-      }
+      if (delivered.size > 0) this.#skip.set(site, delivered);
+      for (const p of buffered) this.#onSite(site, p);
     }
   }
 
@@ -190,6 +192,12 @@ export class SiteRouter {
     if (buffer) {
       buffer.push(payload);
       return;
+    }
+    const skip = this.#skip.get(site);
+    const p = payload as unknown as SiteEventPayload | SitePresencePayload;
+    if (skip && p.kind === 'event') {
+      if (skip.delete(p.event.position)) return;
+      this.#skip.delete(site);
     }
     this.#fanOut(site, payload);
   }
