@@ -310,6 +310,10 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     this.#perIp.decrement(conn.ip);
     this.#d.metrics.connections.dec({ role: conn.metricRole });
     this.#d.metrics.closes.inc({ role: conn.endpoint, code: String(code) });
+    this.#d.logger.debug(
+      { conn: conn.id, role: conn.endpoint, ip: conn.ip, code, by: conn.closedBy ?? 'peer' },
+      'connection closed',
+    );
     if (conn instanceof BrowserConn) {
       this.sessions.closed(conn);
       return;
