@@ -130,7 +130,9 @@ export class Subscriptions {
       }
     }
     for (const b of sub.buffer ?? []) {
-      if (!b.late) continue;
+      // Early events are covered by the reads. Presence messages are not in the history: always pass them on
+      // (the presence list was read first, so a change since then must not be lost; a repeat is harmless).
+      if (!b.late && b.position !== undefined) continue;
       if (b.position !== undefined) {
         if (sent.has(b.position)) continue;
         sent.add(b.position);
