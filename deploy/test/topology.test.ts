@@ -308,7 +308,10 @@ describe('compose topology as processes: redis + 2 relays + haproxy (TLS) + gate
     for (const service of t().relays.keys()) await t().waitForServer(service, 'DOWN');
     expect((await t().https('GET', '/readyz')).status).toBe(503);
     await t().startRedis();
-    expect(t().redisLog()).toMatch(/DB loaded from (append only|incr) file/);
+    // Its output since this start says where the data came from (the log is written asynchronously: await it).
+    await waitFor('redis to report loading its append-only file', () =>
+      /DB loaded from (append only|incr) file/.test(t().redisLog().split('=== start').at(-1) ?? ''),
+    );
     for (const service of t().relays.keys()) await t().waitForServer(service, 'UP');
     // The gateway's registration lived only in Redis: it is online again only if the AOF brought it back.
     await waitFor('the gateway to be online after the Redis restart', async () => gatewayService(), 60_000);
