@@ -243,6 +243,10 @@ async function main(): Promise<void> {
     connState.dataset.state = to;
     if (to === 'reconnecting' || to === 'connected') log(`relay connection: ${to}`);
   });
+  let connects = 0;
+  client.on('connected', () => {
+    connState.dataset.connects = String(++connects);
+  });
   client.on('renewed', () => {
     connState.dataset.renewals = String(++renewals);
     log('session renewed in-band');

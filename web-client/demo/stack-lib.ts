@@ -64,8 +64,11 @@ export interface Stack {
   relayUrl: string;
   sites: SiteStack[];
   dataDir: string;
-  /** Stop the relay (1001 to every client) and start a new one on the same port and stores. */
-  restartRelay(): Promise<void>;
+  /**
+   * Stop the relay (1001 to every client) and start a new one on the same port and stores; `whileDown` runs in
+   * between (tests let the modality work while the relay is away).
+   */
+  restartRelay(whileDown?: () => Promise<void>): Promise<void>;
   /** Stop everything, newest first; idempotent. */
   stop(): Promise<void>;
 }
@@ -139,8 +142,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       relayUrl,
       sites: siteStacks,
       dataDir,
-      async restartRelay() {
+      async restartRelay(whileDown) {
         await relay.close();
+        await whileDown?.();
         relay = await makeRelay();
       },
       stop,
