@@ -196,6 +196,10 @@ export class ResilientGateway extends Resilient {
   acked = 0;
   nextSeq = 1;
   readonly deliveries = new Map<string, number>();
+  /** Which connection (1 = first welcome) carried each command's `completed`. */
+  readonly completedOn = new Map<string, number>();
+  /** Connections that reached welcome so far. */
+  link = 0;
   #lastAckAt = Date.now();
   #timer: ReturnType<typeof setInterval>;
 
@@ -234,6 +238,7 @@ export class ResilientGateway extends Resilient {
   }
 
   protected onWelcome(welcome: Msg): void {
+    this.link++;
     this.#ack(Number(welcome.acked));
     this.#resend();
   }
@@ -244,6 +249,7 @@ export class ResilientGateway extends Resilient {
       const jti = String(msg.command);
       const seen = this.deliveries.get(jti) ?? 0;
       this.deliveries.set(jti, seen + 1);
+      if (seen === 0) this.completedOn.set(jti, this.link);
       this.client?.send(
         seen === 0
           ? { type: 'command.status', command: jti, state: 'completed', detail: { ok: true } }
