@@ -32,7 +32,8 @@ async function main(): Promise<void> {
     const code = (err as { code?: string }).code;
     logger.fatal({ err }, 'relay failed to start: check the settings named above and that the port is free');
     process.stderr.write(`scanrelay-relay: failed to start: ${(err as Error).message}\n`);
-    process.exit(code === 'EADDRINUSE' || err instanceof ConfigError ? EX_CONFIG : 1);
+    // Bad settings found while starting (unreadable JWKS, port taken) are configuration errors too.
+    process.exit(code === 'EADDRINUSE' || code === 'invalid_config' || err instanceof ConfigError ? EX_CONFIG : 1);
   }
   let stopping = false;
   const stop = (signal: string): void => {

@@ -59,6 +59,15 @@ describe('scanrelay-relay', () => {
     });
     expect(await exited(bad.proc)).toBe(78);
     expect(bad.err()).toMatch(/SCANRELAY_TRANSPORT .*must be ws or uws/);
+    dataDir = await mkdtemp(join(tmpdir(), 'scanrelay-bin-'));
+    const noKeys = run({
+      SCANRELAY_MANAGE_JWKS: '/nonexistent/jwks.json',
+      SCANRELAY_MANAGE_ISSUER: 'i',
+      SCANRELAY_PORT: '0',
+      SCANRELAY_DATA_DIR: dataDir,
+    });
+    expect(await exited(noKeys.proc)).toBe(78);
+    expect(noKeys.err()).toMatch(/jwks/i);
   });
 
   it('serves from env, and on SIGTERM closes clients with 1001 and exits 0', async () => {
