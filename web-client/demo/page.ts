@@ -87,7 +87,12 @@ function render(row: Row, previous: Phase | undefined): void {
   row.progress.hidden = row.state.phase !== 'scanning';
   row.progress.removeAttribute('value');
   row.button.disabled = !view.canSend;
-  row.button.textContent = row.state.phase === 'failed' ? 'Send again' : 'Send for scan';
+  const action = row.state.phase === 'failed' ? 'Send again' : view.canSend ? 'Send for scan' : 'Sent';
+  row.button.textContent = action;
+  row.button.setAttribute(
+    'aria-label',
+    action === 'Sent' ? `${row.participant.name} sent` : `${action}: ${row.participant.name}`,
+  );
   if (previous !== undefined && previous !== row.state.phase)
     announce(`${row.participant.name}: ${view.label}${view.detail ? `, ${view.detail}` : ''}`);
 }
@@ -165,7 +170,7 @@ function siteSection(client: ScanRelayClient, site: string, participants: Clinic
     const progress = el('progress', { 'aria-label': `Scanning ${p.name}` });
     const detail = el('span', { class: 'detail' });
     stateCell.append(status, ' ', progress, detail);
-    const button = el('button', { type: 'button', 'aria-label': `Send ${p.name} for scan` }, 'Send for scan');
+    const button = el('button', { type: 'button' }, 'Send for scan');
     const actionCell = el('td');
     actionCell.append(button);
     tr.append(stateCell, actionCell);

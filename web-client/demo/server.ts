@@ -175,8 +175,10 @@ export class DemoServer {
     if (!this.#sameOrigin(req))
       return json(res, 403, { code: 'forbidden', message: 'requests must come from the demo page itself' });
     const body = await readBody(req);
-    if (body === undefined)
+    if (body === undefined) {
+      res.setHeader('connection', 'close');
       return json(res, 413, { code: 'too_large', message: `bodies are limited to ${MAX_BODY} bytes` });
+    }
     if (path === '/login') return this.#signIn(req, res, body);
     if (path === '/logout') {
       const id = cookieOf(req);
@@ -317,13 +319,13 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY) {
-        resolve(undefined);
-        req.destroy();
+        // Stop keeping it but let the rest drain, so the client can still read the 413.
+        chunks.length = 0;
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }
