@@ -62,6 +62,7 @@ export class SiteRouter {
   readonly #last = new Map<string, string>();
   /** Sites re-reading history after a Bus reconnect: live messages wait here meanwhile. */
   readonly #recovering = new Map<string, BusPayload[]>();
+  readonly #recoveryRunning = new Set<string>();
   /**
    * After a catch-up: positions it delivered whose live message may still be on its way (the history read
    * can see an event before its pub/sub message arrives). Dropped when they arrive; forgotten at the first
@@ -86,11 +87,26 @@ export class SiteRouter {
    */
   catchUpWith(eventLog: EventLog): void {
     this.#log = eventLog;
+    // On loss: buffer every watched site's live messages from now on. On reconnect: re-read history from the
+    // last position fanned out, then flush the buffer (the order of the two Bus signals against the first
+    // restored message is not guaranteed on a cluster, hence buffering from the loss).
+    this.bus.onDisconnect?.(() => {
+      for (const site of this.#watchers.keys()) if (!this.#recovering.has(site)) this.#recovering.set(site, []);
+    });
     this.bus.onReconnect?.(() => {
-      // Synchronously, before any message of the restored subscriptions: buffer from now on.
-      const sites = [...this.#watchers.keys()].filter((s) => this.#last.has(s) && !this.#recovering.has(s));
-      for (const site of sites) this.#recovering.set(site, []);
-      for (const site of sites) void this.#recover(site);
+      for (const site of this.#watchers.keys()) {
+        if (!this.#last.has(site)) {
+          // Nothing known to resume from: deliver what was buffered and carry on live.
+          const buffered = this.#recovering.get(site) ?? [];
+          this.#recovering.delete(site);
+          for (const p of buffered) this.#onSite(site, p);
+          continue;
+        }
+        if (!this.#recovering.has(site)) this.#recovering.set(site, []);
+        if (this.#recoveryRunning.has(site)) continue;
+        this.#recoveryRunning.add(site);
+        void this.#recover(site).finally(() => this.#recoveryRunning.delete(site));
+      }
     });
   }
 
@@ -124,6 +140,7 @@ export class SiteRouter {
     this.#watchers.delete(site);
     this.#last.delete(site);
     this.#skip.delete(site);
+    if (!this.#recoveryRunning.has(site)) this.#recovering.delete(site);
     this.#chain(site, () => this.bus.unsubscribe(siteChannel(site)));
   }
 

@@ -27,6 +27,7 @@ export class RedisBus implements Bus {
   readonly #logger: Logger;
   readonly #handlers = new Map<string, BusHandler>();
   readonly #reconnectListeners: (() => void)[] = [];
+  readonly #disconnectListeners: (() => void)[] = [];
   #sub: RedisClient | undefined;
   #subReady: Promise<RedisClient> | undefined;
   #closed = false;
@@ -94,6 +95,10 @@ export class RedisBus implements Bus {
     this.#reconnectListeners.push(listener);
   }
 
+  onDisconnect(listener: () => void): void {
+    this.#disconnectListeners.push(listener);
+  }
+
   healthy(): boolean {
     return !this.#closed && this.#conn.healthy() && (this.#sub === undefined || this.#sub.status === 'ready');
   }
@@ -112,6 +117,16 @@ export class RedisBus implements Bus {
     }
   }
 
+  #notify(listeners: (() => void)[], what: string): void {
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.#logger.error({ err, what }, 'bus connection listener threw');
+      }
+    }
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#chain.then(fn);
     this.#chain = run.catch(() => {});
@@ -122,23 +137,19 @@ export class RedisBus implements Bus {
     this.#subReady ??= this.#conn.subscriber().then((sub) => {
       const onMessage = (target: string, message: string): void => this.#deliver(target, message);
       sub.on(this.#conn.isCluster ? 'smessage' : 'message', onMessage);
-      // ioredis emits `ready` before it re-subscribes, so listeners run before any message of the restored
-      // subscriptions can arrive. (Cluster shard subscribers reconnect individually: not reported yet.)
+      // Single Redis: `close` / `ready` (ioredis emits `ready` before it re-subscribes). Cluster: a shard's
+      // subscriber ending is `-node`; the group having re-subscribed is `subscribersReady`.
       let lost = false;
-      sub.on('close', () => {
+      sub.on(this.#conn.isCluster ? '-node' : 'close', () => {
+        if (lost || this.#closed) return;
         lost = true;
+        this.#notify(this.#disconnectListeners, 'disconnect');
       });
-      sub.on('ready', () => {
+      sub.on(this.#conn.isCluster ? 'subscribersReady' : 'ready', () => {
         if (!lost || this.#closed) return;
         lost = false;
         this.#logger.warn('Redis bus reconnected: messages published meanwhile may be lost; subscribers catch up');
-        for (const listener of this.#reconnectListeners) {
-          try {
-            listener();
-          } catch (err) {
-            this.#logger.error({ err }, 'bus reconnect listener threw');
-          }
-        }
+        this.#notify(this.#reconnectListeners, 'reconnect');
       });
       this.#sub = sub;
       return sub;

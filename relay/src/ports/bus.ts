@@ -34,6 +34,12 @@ export interface Bus {
    * subscriptions (so a listener can switch to buffering first). Optional: the memory Bus never reconnects.
    */
   onReconnect?(listener: () => void): void;
+  /**
+   * Register `listener` to be called when the backend connection (or, on a cluster, one shard's subscriber)
+   * is lost, so a subscriber can start buffering before anything of the restored subscriptions arrives; an
+   * `onReconnect` call follows when it is back. Optional, like `onReconnect`.
+   */
+  onDisconnect?(listener: () => void): void;
   /** True while the backend is reachable (memory: always). Used by /readyz. */
   healthy(): boolean;
   close(): Promise<void>;
