@@ -123,6 +123,23 @@ describe('Redis ports under failure', () => {
     expect(inbox.items[0]!.kind).toBe('after-restart');
   });
 
+  it('tells bus users when the connection was lost and when it is back, before restored messages arrive', async () => {
+    const bus = new RedisBus(await conn(), silent);
+    cleanup.push(() => bus.close());
+    const seen: string[] = [];
+    bus.onDisconnect(() => seen.push('lost'));
+    bus.onReconnect(() => seen.push('back'));
+    const channel = `site:${uniqueId('site')}`;
+    await bus.subscribe(channel, (p) => seen.push(`message:${p.kind}`));
+    await redis.restart();
+    await until(() => seen.includes('back'), 'reconnect reported');
+    await until(async () => {
+      await bus.publish(channel, { kind: 'after' }).catch(() => {});
+      return seen.includes('message:after');
+    }, 'delivery after reconnect');
+    expect(seen.slice(0, 3)).toEqual(['lost', 'back', 'message:after']);
+  });
+
   it('refuses to start on an unreachable Redis with a message naming SCANRELAY_REDIS_URL', async () => {
     const port = await freePort();
     await expect(
