@@ -2,19 +2,23 @@
  * The compose topology, proven without Docker: the same config files run as real processes on loopback.
  *
  *   browser client ──wss (Origin)──┐                        ┌── relay1 (relay/dist/main.js, compose env) ─┐
- *                                  ├─ haproxy (haproxy.cfg, ├                                             ├─ redis-server
- *   scanrelay-gateway run ──wss────┘   self-signed TLS)     └── relay2 (relay/dist/main.js, compose env) ─┘  (redis.conf, AOF)
- *
+ *                                  ├─ haproxy (haproxy.cfg, ├── relay2 (relay/dist/main.js, compose env) ─┼─ redis-server
+ *   scanrelay-gateway run ──wss────┘   self-signed TLS)     └── demo (deploy/docker/demo-main.mjs)        │  (redis.conf,
+ *                                                                                                          │   AOF)
  * 1. HAProxy's own /readyz health checks mark both relays UP; /metrics is not served through the proxy;
  *    a browser upgrade from a foreign Origin is refused (403) through it.
- * 2. The gateway is enrolled through the proxy (admin API → one-time code → `scanrelay-gateway activate`,
+ * 2. The demo manage app is served through the proxy and signs with the key the relays trust: a session token
+ *    it issues opens a browser socket.
+ * 3. The gateway is enrolled through the proxy (admin API → one-time code → `scanrelay-gateway activate`,
  *    a real key pair and proof of possession) and runs with the compose gateway settings.
- * 3. Browser → command → gateway → statuses back, and events fanned out to the browser.
- * 4. SIGKILL the relay holding the gateway: HAProxy marks it DOWN, the gateway reconnects through the proxy
- *    to the other node and carries on; commands still complete.
- * 5. Restart it, then SIGTERM the node holding the browser: the browser is closed with 1001, reconnects
+ * 4. Browser → command → gateway → statuses back, and events fanned out to the browser.
+ * 5. SIGKILL the relay holding the gateway: HAProxy marks it DOWN, the gateway reconnects through the proxy
+ *    to the other node; a command sent during the outage and one after it both complete.
+ * 6. Restart it, then SIGTERM the node holding the browser: the browser is closed with 1001, reconnects
  *    through the proxy and resumes from its last position.
- * 6. Nothing lost or doubled: the events the browser saw live equal the site's history since it subscribed,
+ * 7. Restart Redis: HAProxy marks both relays DOWN (not ready) and UP again; the gateway's enrolment, which
+ *    lives only in Redis, comes back from the append-only file, and commands complete again.
+ * 8. Nothing lost or doubled: the events the browser saw live equal the site's history since it subscribed,
  *    each gateway's events in strictly increasing `seq`; Redis wrote its append-only file.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -123,7 +123,13 @@ export class BrowserClient extends EventEmitter {
         if (!subscribed) reject(err);
       });
       ws.on('open', () => {
-        void this.opts.token().then((token) => ws.send(encodeMessage('json', { type: 'hello', token }) as string));
+        this.opts.token().then(
+          (token) => ws.send(encodeMessage('json', { type: 'hello', token }) as string),
+          (err: unknown) => {
+            reject(err);
+            ws.terminate();
+          },
+        );
       });
       ws.on('message', (data, isBinary) => {
         const msg = validateMessage(

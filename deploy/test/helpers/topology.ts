@@ -91,7 +91,10 @@ export class Topology {
     const dir = await tempDir('topology');
     const secretsDir = join(dir, 'secrets');
     const made = await run('sh', [join(DEPLOY_DIR, 'compose/make-dev-secrets.sh'), '--out', secretsDir]);
-    if (made.code !== 0) throw new Error(`make-dev-secrets.sh failed: ${made.stderr}`);
+    if (made.code !== 0) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`make-dev-secrets.sh failed: ${made.stderr}`);
+    }
     const ports: number[] = [];
     while (ports.length < 4 + relays.length) {
       const p = await freePort();
