@@ -38,8 +38,12 @@ COPY relay/protocol/package.json relay/protocol/
 COPY gateway-agent/package.json gateway-agent/
 COPY web-client/package.json web-client/
 COPY bench/package.json bench/
+# uWebSockets.js ships prebuilt binaries for every platform and Node ABI (~110 MB); keep only the one this
+# image's Node can load, if there is one (without it the relay runs its `ws` transport).
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --no-audit --no-fund --workspace @scanrelay/relay --include-workspace-root=false \
+    && keep="uws_$(node -p 'process.platform+"_"+process.arch+"_"+process.versions.modules').node" \
+    && find node_modules -path '*uWebSockets.js*' -name 'uws_*.node' ! -name "$keep" -delete \
     && rm -rf gateway-agent web-client bench \
     && mkdir -p /var/lib/scanrelay && chown node:node /var/lib/scanrelay
 COPY --from=build /src/relay/protocol/dist relay/protocol/dist
