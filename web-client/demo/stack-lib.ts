@@ -145,7 +145,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       async restartRelay(whileDown) {
         await relay.close();
         await whileDown?.();
-        relay = await makeRelay();
+        // The old listener can take a moment to let go of the port.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            relay = await makeRelay();
+            break;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 40) throw err;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
       },
       stop,
     };

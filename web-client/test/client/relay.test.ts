@@ -30,8 +30,11 @@ describe.each(['msgpack', 'json'] as const)('client ↔ real relay (%s)', (codec
     await fx.close();
   });
 
-  function client(opts: { ttlSeconds?: number; sites?: string[]; getToken?: () => Promise<string> } = {}): Recorded {
+  function client(
+    opts: { ttlSeconds?: number; sites?: string[]; getToken?: () => Promise<string>; renewBeforeMs?: number } = {},
+  ): Recorded {
     const r = recordedClient({
+      ...(opts.renewBeforeMs !== undefined ? { renewBeforeMs: opts.renewBeforeMs } : {}),
       url: `http://127.0.0.1:${relay.port}`,
       codec,
       WebSocket: WS,
@@ -43,6 +46,18 @@ describe.each(['msgpack', 'json'] as const)('client ↔ real relay (%s)', (codec
     });
     clients.push(r);
     return r;
+  }
+
+  /** Start a node on `port` again; the old listener can take a moment to let go of it. */
+  async function startOn(port: number, config: Parameters<Fixture['start']>[0] = {}): Promise<Relay> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fx.start({ ...config, port });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 40) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   }
 
   async function gatewayEvent(kind: string, subject: string, data: Record<string, unknown> = {}): Promise<number> {
@@ -133,6 +148,19 @@ describe.each(['msgpack', 'json'] as const)('client ↔ real relay (%s)', (codec
     expect((await live).subject).toBe('ACC2');
   });
 
+  it('renews on the relay’s auth.expiring warning when its own timer would be too late', async () => {
+    // renewBeforeMs 0: the client's own timer fires only at expiry, so the warning is what saves the session.
+    const r = client({ ttlSeconds: 5, renewBeforeMs: 0 });
+    r.client.connect();
+    await r.nth('connected', 1);
+    const first = r.client.session!.expiresAt;
+    const renewed = await r.nth('renewed', 1, 10_000);
+    // Renewed before the old token ran out: only the warning could have started it that early.
+    expect(Date.now()).toBeLessThan(first);
+    expect(renewed.expiresAt).toBeGreaterThan(first);
+    expect(r.count('disconnected')).toBe(0);
+  });
+
   it('after a token_expired close (renewal impossible) gets a fresh token, reconnects and resumes', async () => {
     let managerDown = true;
     let calls = 0;
@@ -184,7 +212,7 @@ describe.each(['msgpack', 'json'] as const)('client ↔ real relay (%s)', (codec
     const gone = await r.nth('disconnected', 1);
     expect(gone.code).toBe(1001);
     // Same stores (MemoryHub), same port: the restarted node.
-    relay = await fx.start({ port });
+    relay = await startOn(port);
     const again = await fx.gateway(relay, 'gw-1');
     gw = again.client;
     expect(again.welcome.acked).toBe(seq);
@@ -199,5 +227,36 @@ describe.each(['msgpack', 'json'] as const)('client ↔ real relay (%s)', (codec
       'procedure.started',
       'images.received',
     ]);
+  });
+
+  it('resumes past the relay’s catch-up limit with a resync: the board is rebuilt from the snapshot', async () => {
+    // The browser's node holds little catch-up; a second node (same stores) stays up for another gateway.
+    relay = await fx.start({ limits: { maxCatchUpEvents: 2 } });
+    const port = relay.port!;
+    // A second node (same stores) that stays up and carries another gateway of the site.
+    const other = await fx.start({ limits: { maxCatchUpEvents: 2 } });
+    const gw2 = (await fx.gateway(other, 'gw-2')).client;
+    const r = client();
+    r.client.connect();
+    const sub = r.client.subscribe('site-a');
+    await sub.once('snapshot');
+    await relay.close();
+    await r.nth('disconnected', 1);
+    for (let i = 1; i <= 4; i++) {
+      gw2.send({ type: 'event', seq: i, kind: 'worklist.added', subject: `R${i}`, at: Date.now(), data: {} });
+      await gw2.next('event.ack', (m) => m.seq === i);
+    }
+    const resync = sub.once('snapshot');
+    relay = await startOn(port, { limits: { maxCatchUpEvents: 2 } });
+    const { reason, board } = await resync;
+    expect(reason).toBe('resync');
+    expect([...board.keys()].filter((k) => k.startsWith('R')).sort()).toEqual(['R1', 'R2', 'R3', 'R4']);
+    expect(sub.state).toBe('live');
+    // After the resync, a live event that the snapshot already held is not passed on again.
+    const seen: SiteEvent[] = [];
+    sub.on('event', (e) => seen.push(e));
+    gw2.send({ type: 'event', seq: 5, kind: 'procedure.started', subject: 'R4', at: Date.now(), data: {} });
+    await expect.poll(() => seen.filter((e) => e.seq === 5).length).toBe(1);
+    expect(seen.filter((e) => e.gateway === 'gw-2' && e.seq <= 4)).toEqual([]);
   });
 });
