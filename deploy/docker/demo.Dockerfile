@@ -24,10 +24,9 @@ COPY web-client web-client
 COPY bench bench
 RUN npm run build
 
-# ── runtime: the web client's dependencies, compiled output, and the page's sources ───────────────────────
-# The demo server bundles its page with esbuild when it starts (web-client/demo/bundle.ts), so this image keeps
-# esbuild (a dev dependency) and the TypeScript sources the page is built from. It is a demo, not a product
-# image; the relay and gateway images carry production dependencies only.
+# ── runtime: the web client's production dependencies, compiled output, and the page's sources ──────────────
+# The demo server bundles its page with esbuild (a dependency of web-client) when it starts
+# (web-client/demo/bundle.ts), so this image also carries the TypeScript sources the page is built from.
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     SCANRELAY_DEMO_PORT=8080 \
@@ -39,8 +38,12 @@ COPY relay/protocol/package.json relay/protocol/
 COPY gateway-agent/package.json gateway-agent/
 COPY web-client/package.json web-client/
 COPY bench/package.json bench/
+# web-client depends on the relay and gateway workspaces (for the one-process `npm start` stack, which this
+# image does not run): drop their sources and the uWebSockets.js binaries this Node cannot load.
 RUN --mount=type=cache,target=/root/.npm \
-    npm ci --no-audit --no-fund --workspace @scanrelay/web-client --include-workspace-root=false \
+    npm ci --omit=dev --no-audit --no-fund --workspace @scanrelay/web-client --include-workspace-root=false \
+    && keep="uws_$(node -p 'process.platform+"_"+process.arch+"_"+process.versions.modules').node" \
+    && find node_modules -path '*uWebSockets.js*' -name 'uws_*.node' ! -name "$keep" -delete \
     && rm -rf gateway-agent bench \
     && mkdir -p /var/lib/scanrelay-demo && chown node:node /var/lib/scanrelay-demo
 COPY --from=build /src/relay/protocol/dist relay/protocol/dist
