@@ -68,7 +68,9 @@ export function todaysClinic(sites: readonly SiteInfo[], now: Date = new Date())
     `${now.getDate()}`.padStart(2, '0');
   const out: Participant[] = [];
   sites.forEach((s, si) => {
-    NAMES.forEach(([family, given, birthDate], i) => {
+    // Each site gets the list in another order, so two sites' clinics do not look identical.
+    const names = [...NAMES.slice((si * 3) % NAMES.length), ...NAMES.slice(0, (si * 3) % NAMES.length)];
+    names.forEach(([family, given, birthDate], i) => {
       const at = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 9, i * 15 + si * 5);
       out.push({
         accession: `${s.code}${ymd}${String(i + 1).padStart(3, '0')}`,

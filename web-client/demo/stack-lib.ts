@@ -117,7 +117,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         },
         { memoryHub: hub, logger: log.child({ part: 'relay' }), defaultMetrics: false },
       );
-      port = await r.listen();
+      try {
+        port = await r.listen();
+      } catch (err) {
+        await r.close();
+        throw err;
+      }
       return r;
     };
     let relay = await makeRelay();

@@ -12,7 +12,8 @@ import { launchChromium, row, screenshot, signIn, testStack } from '../helpers/b
 /** Short session tokens, so renewal happens several times within one test. */
 const SESSION_TTL_S = 8;
 
-describe('demo page in Chromium', () => {
+// Whole-stack scenarios on a shared 2-core CI box: generous per-test limits; the tests wait on states, not time.
+describe('demo page in Chromium', { timeout: 120_000 }, () => {
   let stack: Stack;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
