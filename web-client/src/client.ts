@@ -295,7 +295,9 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
 
   #closed(code: number, reason: string): void {
     this.#detach();
-    const error = this.#lastError ?? errorForClose(code, reason);
+    // The relay's own `error` just before the close explains it better (its message), if it is about the same thing.
+    const fromClose = errorForClose(code, reason);
+    const error = this.#lastError?.code === fromClose.code ? this.#lastError : fromClose;
     if (this.#state === 'closed') return;
     const tokenProblem = TOKEN_CLOSE_CODES.has(code);
     if (tokenProblem && !this.#freshTokenNeeded) {
