@@ -62,6 +62,15 @@ describe('scanrelay-gateway CLI', () => {
     expect(await unknown.exited).toBe(2);
   });
 
+  it('simulate-modality takes --commitment-wait-ms and names it when its value is bad (exit 2)', async () => {
+    const help = run(['simulate-modality', '--help']);
+    expect(await help.exited).toBe(0);
+    expect(help.lines.join('\n')).toContain('--commitment-wait-ms');
+    const bad = run(['simulate-modality', '--gateway', 'SCANRELAY@127.0.0.1:1', '--commitment-wait-ms', 'soon']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toContain('--commitment-wait-ms must be a whole number');
+  });
+
   it('refuses to run with bad settings, naming each setting and the fix (exit 2)', async () => {
     const c = run(['run'], {
       SCANRELAY_GATEWAY_STATE_DIR: 'relative/dir',

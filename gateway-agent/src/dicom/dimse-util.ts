@@ -1,4 +1,5 @@
 /** Small typed bridges over dcmjs-dimse 0.3.3's typings. */
+import type { Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 
 /** A dcmjs "naturalized" dataset: keyword → value, sequences as arrays, person names as `[{Alphabetic}]`. */
@@ -37,4 +38,26 @@ export function withDataset<R>(request: R, elements: Naturalized): R {
 export function withAffectedSopClass<R>(request: R, sopClassUid: string): R {
   (request as unknown as { setAffectedSopClassUid(uid: string): void }).setAffectedSopClassUid(sopClassUid);
   return request;
+}
+
+/**
+ * Turn off Nagle's algorithm on a DICOM socket. A DIMSE exchange is a few small PDUs each way (command, then
+ * dataset; response, then the next request); with Nagle on, the second small write of a burst waits for the
+ * peer's delayed ACK (~40 ms on Linux), which was most of an MPPS N-CREATE's round trip on loopback.
+ */
+export function setNoDelay(socket: Socket | undefined): boolean {
+  if (!socket || typeof socket.setNoDelay !== 'function') return false;
+  socket.setNoDelay(true);
+  return true;
+}
+
+/**
+ * The TCP socket of a dcmjs-dimse `Client` after `send()`. The library opens it inside `send()` with
+ * `net.connect()` and no socket options, and keeps it on its `network` (a `Network`, whose `socket` it
+ * reads itself); `undefined` if a future version moves it, so callers degrade to Nagle on, never fail.
+ */
+export function clientSocket(client: unknown): Socket | undefined {
+  const network = (client as { network?: { socket?: unknown } }).network;
+  const socket = network?.socket as Socket | undefined;
+  return socket && typeof socket.setNoDelay === 'function' ? socket : undefined;
 }

@@ -18,6 +18,8 @@ export interface EchoOptions {
   logger: DicomLogger;
   emit: (event: DicomEvent) => Promise<void>;
   now: () => number;
+  /** TCP_NODELAY on its associations (default true). */
+  noDelay?: boolean;
 }
 
 export class EchoMonitor {
@@ -43,6 +45,7 @@ export class EchoMonitor {
         callingAet: this.opts.aet,
         peer,
         timeoutMs: this.opts.timeoutMs,
+        noDelay: this.opts.noDelay !== false,
         logger: this.opts.logger,
       });
       online = finals.get(request)?.getStatus() === Status.Success;

@@ -19,6 +19,8 @@ export interface ForwardOptions {
   pacs: DicomPeer;
   timeoutMs: number;
   logger: DicomLogger;
+  /** TCP_NODELAY on its associations (default true). */
+  noDelay?: boolean;
 }
 
 export class ForwardQueue {
@@ -42,6 +44,7 @@ export class ForwardQueue {
         callingAet: this.opts.aet,
         peer: this.opts.pacs,
         timeoutMs: this.opts.timeoutMs,
+        noDelay: this.opts.noDelay !== false,
         logger: this.opts.logger,
       });
       const status = finals.get(request)!.getStatus();

@@ -92,6 +92,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
   const now = opts.now ?? Date.now;
   const logger = opts.logger ?? silentLogger;
   const timeoutMs = opts.scuTimeoutMs ?? 30_000;
+  const noDelay = opts.tcpNoDelay !== false;
   const emit = (event: DicomEvent) => opts.emit(event);
   const retention = {
     ...(opts.retentionMs === undefined ? {} : { retentionMs: opts.retentionMs }),
@@ -114,11 +115,12 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     now,
     stateDir: opts.stateDir,
     commitmentTimeoutMs: opts.commitmentTimeoutMs ?? 600_000,
+    noDelay,
     accessionOfStudy: (uid) => worklist.byStudyInstanceUid(uid)?.accession,
   });
   const forward =
     opts.forwardToPacs && opts.pacs
-      ? new ForwardQueue({ aet: opts.aet, pacs: opts.pacs, timeoutMs, logger })
+      ? new ForwardQueue({ aet: opts.aet, pacs: opts.pacs, timeoutMs, logger, noDelay })
       : undefined;
   const storage = new StorageTracker({
     stateDir: opts.stateDir,
@@ -138,6 +140,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     logger,
     emit,
     now,
+    noDelay,
   });
 
   /** Work started by a request but finished after its answer; `stop()` waits for it. */
@@ -197,6 +200,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     incomingDir,
     logger,
     timeoutMs,
+    noDelay,
     handlers: {
       worklistFind: async (query) => matchWorklist(query, worklist.all()),
       mppsCreate: (uid, ds, calling) => mpps.create(uid, ds, calling),

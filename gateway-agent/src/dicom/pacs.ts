@@ -37,6 +37,8 @@ export interface PacsClientOptions {
   commitmentTimeoutMs: number;
   /** Accession of a study, for event subjects (from the worklist). */
   accessionOfStudy: (studyInstanceUid: string) => string | undefined;
+  /** TCP_NODELAY on its associations (default true). */
+  noDelay?: boolean;
 }
 
 interface PendingCommitment {
@@ -87,7 +89,13 @@ export class PacsClient {
   }
 
   private scu(peer: DicomPeer) {
-    return { callingAet: this.opts.aet, peer, timeoutMs: this.opts.timeoutMs, logger: this.opts.logger };
+    return {
+      callingAet: this.opts.aet,
+      peer,
+      timeoutMs: this.opts.timeoutMs,
+      logger: this.opts.logger,
+      noDelay: this.opts.noDelay !== false,
+    };
   }
 
   /** Study-level C-FIND (Study Root). */

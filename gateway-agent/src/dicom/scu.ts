@@ -11,7 +11,7 @@
  * request fails with `dicom_timeout`.
  */
 import dimse from 'dcmjs-dimse';
-import { emitterOf } from './dimse-util.js';
+import { clientSocket, emitterOf, setNoDelay } from './dimse-util.js';
 import { DicomError } from './errors.js';
 import type { DicomLogger, DicomPeer } from './types.js';
 
@@ -39,6 +39,8 @@ export interface ScuOptions {
   lingerMs?: number;
   /** N-EVENT-REPORT the peer sends on this association (storage commitment). */
   onEventReport?: (request: dimse.requests.NEventReportRequest) => Promise<number>;
+  /** Set TCP_NODELAY on the association's socket (default true; see `DicomOptions.tcpNoDelay`). */
+  noDelay?: boolean;
 }
 
 /** Whether a DIMSE status is "pending" (0xFF00 / 0xFF01). */
@@ -170,6 +172,9 @@ export function runAssociation(requests: Request[], opts: ScuOptions): Promise<M
         pduTimeout: opts.timeoutMs,
         associationLingerTimeout: opts.lingerMs ?? 0,
       });
+      // Small PDUs both ways: without this, Nagle meets the peer's delayed ACK (~40 ms per exchange).
+      if (opts.noDelay !== false && !setNoDelay(clientSocket(client)))
+        opts.logger?.debug({ peer: where }, 'could not reach the DICOM client socket to set TCP_NODELAY');
     } catch (err) {
       networkError = err as Error;
       finish();

@@ -73,6 +73,12 @@ export interface DicomOptions {
    * the request, ms (default 10 minutes).
    */
   commitmentTimeoutMs?: number;
+  /**
+   * Set TCP_NODELAY on every DICOM socket, SCP and SCU side (default true). DIMSE exchanges are small PDUs
+   * each way; with Nagle's algorithm on, a write waits for the peer's delayed ACK (~40 ms on Linux). `false`
+   * keeps the operating system's default and exists to measure the difference.
+   */
+  tcpNoDelay?: boolean;
 }
 
 /** The subset of a pino logger the DICOM side uses. */

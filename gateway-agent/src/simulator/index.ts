@@ -49,7 +49,7 @@ export interface SimulatorOptions {
   imageIntervalMs?: number;
   /** Ask the gateway for storage commitment after COMPLETED [--no-commitment turns it off], default true. */
   storageCommitment?: boolean;
-  /** How long to wait for the commitment result on the N-ACTION association, ms, default 2000. */
+  /** How long to wait for the commitment result on the N-ACTION association, ms [--commitment-wait-ms], default 2000. */
   commitmentWaitMs?: number;
   /** Query once, perform every new item, then stop [--once], default false (keep polling). */
   once?: boolean;
