@@ -48,8 +48,8 @@ mode 0600 to the state directory), proves possession of it over the one-time cod
 
 const RUN_HELP = `scanrelay-gateway run [--config file.json]
 
-Runs the agent: one outbound WebSocket to the relay (no inbound port), command verification, the DICOM
-worklist/MPPS/storage SCPs, and the durable outbox. Stops with exit code 1 if the relay revokes the gateway.
+Runs the agent: one outbound connection to the relay (WebSocket, or WebTransport by setting; no inbound
+port), command verification, the DICOM worklist/MPPS/storage SCPs, and the durable outbox. Stops with exit code 1 if the relay revokes the gateway.
 SIGTERM/SIGINT stop it cleanly.
 
 Settings (environment, or the --config file; environment wins):
@@ -140,6 +140,7 @@ storage commitment. Prints one JSON line per procedure (accession, images, commi
   --exam-ms <ms>              pause between MPPS IN PROGRESS and the first image (default 0)
   --image-ms <ms>             pause between images (default 0)
   --no-commitment             skip storage commitment
+  --commitment-wait-ms <ms>   how long to keep the commitment association open for the result (default 2000)
   --once                      query once, perform every new item, then exit
   --timeout-ms <ms>           timeout of each DICOM operation (default 30000)
 `;
@@ -158,6 +159,7 @@ async function cmdSimulate(argv: string[]): Promise<number> {
       'exam-ms': { type: 'string' },
       'image-ms': { type: 'string' },
       'no-commitment': { type: 'boolean' },
+      'commitment-wait-ms': { type: 'string' },
       once: { type: 'boolean' },
       'timeout-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -196,6 +198,7 @@ async function cmdSimulate(argv: string[]): Promise<number> {
   set('examDelayMs', num('exam-ms', values['exam-ms'], 0));
   set('imageIntervalMs', num('image-ms', values['image-ms'], 0));
   set('timeoutMs', num('timeout-ms', values['timeout-ms'], 100));
+  set('commitmentWaitMs', num('commitment-wait-ms', values['commitment-wait-ms'], 0));
   if (values['no-for-processing']) options.forProcessing = false;
   if (values['no-commitment']) options.storageCommitment = false;
   if (values.once) options.once = true;
