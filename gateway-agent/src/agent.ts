@@ -27,8 +27,11 @@ import type { GatewayConfig } from './config.js';
 import { gatewayEndpoint } from './config.js';
 import { createDicomService } from './dicom/index.js';
 import type { DicomOptions, DicomService } from './dicom/types.js';
+import { GatewayError } from './errors.js';
 import { type LoadedIdentity, loadIdentity, signAssertion } from './keys/identity.js';
 import { GatewayLink, type LinkOptions } from './link/link.js';
+import type { OpenSocket, TransportKind } from './link/socket.js';
+import { loadWebTransport, webTransportOpener } from './link/transport-webtransport.js';
 import type { LinkState, StopInfo } from './link/types.js';
 import { createLogger, type Logger } from './log.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
@@ -36,7 +39,16 @@ import { ensurePrivateDir } from './util/durable.js';
 
 /** Link timing overrides (tests use short ones; production keeps the defaults). */
 export type LinkTuning = Partial<
-  Pick<LinkOptions, 'pingIntervalMs' | 'deadAfterMs' | 'helloTimeoutMs' | 'stableAfterMs' | 'backoff' | 'sendRate'>
+  Pick<
+    LinkOptions,
+    | 'pingIntervalMs'
+    | 'deadAfterMs'
+    | 'helloTimeoutMs'
+    | 'stableAfterMs'
+    | 'backoff'
+    | 'sendRate'
+    | 'webTransportRetryMs'
+  >
 >;
 
 export interface StartAgentOptions {
@@ -72,6 +84,8 @@ export interface AgentStatus {
   gateway: string;
   site: string;
   link: LinkState;
+  /** Transport of the current (or last) connection: `websocket` or `webtransport`. */
+  transport: TransportKind;
   relayUrl: string;
   outbox: OutboxStatus;
   /** Commands accepted and not yet finished. */
@@ -119,7 +133,9 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   });
   let guard: ReplayGuard | undefined;
   let dicom: DicomService;
+  let openWebTransport: OpenSocket | undefined;
   try {
+    openWebTransport = await webTransportFor(config, log);
     guard = await ReplayGuard.open({ dir: join(config.stateDir, 'replay'), logger: log, now });
     dicom = await startDicom(config, opts, log, outbox, now);
   } catch (err) {
@@ -127,7 +143,25 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     await guard?.close().catch(() => undefined);
     throw err;
   }
-  return wire({ config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom });
+  return wire({ config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom, openWebTransport });
+}
+
+/** Load the WebTransport client when the settings ask for it; a load failure stops `webtransport` mode only. */
+async function webTransportFor(config: GatewayConfig, log: Logger): Promise<OpenSocket | undefined> {
+  if (config.transport === 'websocket') return undefined;
+  try {
+    const Impl = await loadWebTransport();
+    return webTransportOpener(Impl, { certSha256: config.webTransportCertSha256, logger: log });
+  } catch (err) {
+    const why = `cannot load the WebTransport client (@fails-components/webtransport): ${(err as Error).message}`;
+    if (config.transport === 'webtransport')
+      throw new GatewayError(
+        'config_invalid',
+        `SCANRELAY_GATEWAY_TRANSPORT=webtransport: ${why}; reinstall the agent, or set SCANRELAY_GATEWAY_TRANSPORT=auto or websocket`,
+      );
+    log.error({ err: why }, 'SCANRELAY_GATEWAY_TRANSPORT=auto: WebTransport unavailable; using WebSocket only');
+    return undefined;
+  }
 }
 
 /** Everything `startAgent` opened, handed to `wire`. */
@@ -143,6 +177,7 @@ interface Parts {
   outbox: Outbox;
   guard: ReplayGuard;
   dicom: DicomService;
+  openWebTransport: OpenSocket | undefined;
 }
 
 async function startDicom(
@@ -178,9 +213,13 @@ async function startDicom(
 
 /** Wire the started parts together and connect. */
 function wire(parts: Parts): Agent {
-  const { config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom } = parts;
+  const { config, opts, log, now, identity, urls, keys, verifier, outbox, guard, dicom, openWebTransport } = parts;
+  // `auto` without a loadable WebTransport client degrades to WebSocket (logged in webTransportFor).
+  const transport = openWebTransport ? config.transport : 'websocket';
   const link = new GatewayLink({
     urls,
+    transport,
+    ...(openWebTransport ? { openWebTransport, webTransportUrls: config.webTransportUrls } : {}),
     gatewayId: identity.gateway,
     site: identity.site,
     assertion: () => signAssertion(identity, config.audience, now()),
@@ -306,6 +345,7 @@ function wire(parts: Parts): Agent {
     log.info(
       {
         link: link.state,
+        transport: link.transport,
         relay: link.url,
         outbox: { health: o.health, events: o.events, acked: o.acked, last: o.last },
       },
@@ -363,7 +403,15 @@ function wire(parts: Parts): Agent {
 
   link.start();
   log.info(
-    { gateway: identity.gateway, site: identity.site, relays: urls, dicomPort: dicom.port(), keys: keys.count },
+    {
+      gateway: identity.gateway,
+      site: identity.site,
+      transport,
+      relays: transport === 'webtransport' ? config.webTransportUrls : urls,
+      ...(transport === 'auto' ? { webTransportRelays: config.webTransportUrls } : {}),
+      dicomPort: dicom.port(),
+      keys: keys.count,
+    },
     'gateway agent started',
   );
 
@@ -374,6 +422,7 @@ function wire(parts: Parts): Agent {
       gateway: identity.gateway,
       site: identity.site,
       link: link.state,
+      transport: link.transport,
       relayUrl: link.url,
       outbox: outbox.status(),
       commandsInFlight: dispatcher.inFlight,

@@ -28,6 +28,12 @@ export const SETTINGS = {
   SCANRELAY_GATEWAY_FORWARD_TO_PACS: 'true to forward every received image to the PACS; default false',
   SCANRELAY_GATEWAY_PACS: 'the PACS as AET@host:port; optional',
   SCANRELAY_GATEWAY_MODALITIES: 'comma list of modalities as AET@host:port; optional',
+  SCANRELAY_GATEWAY_TRANSPORT:
+    'relay link transport: websocket (default), webtransport, or auto (WebTransport first, WebSocket when it fails)',
+  SCANRELAY_GATEWAY_WEBTRANSPORT_URLS:
+    "comma list of https URLs of the relay's WebTransport listener (e.g. https://relay:4433); needed for webtransport/auto",
+  SCANRELAY_GATEWAY_WEBTRANSPORT_CERT_SHA256:
+    "hex SHA-256 of the relay's WebTransport certificate, pinned instead of CA validation (self-signed relays)",
   SCANRELAY_GATEWAY_AUDIENCE: "the relay's audience (its SCANRELAY_AUDIENCE); default scanrelay",
   SCANRELAY_GATEWAY_CODEC: 'wire encoding: msgpack (default) or json',
   SCANRELAY_GATEWAY_LOG_LEVEL: 'fatal|error|warn|info|debug|trace|silent; default info',
@@ -53,6 +59,15 @@ export interface GatewayConfig {
   pacs: DicomPeer | undefined;
   modalities: DicomPeer[];
   audience: string;
+  /**
+   * Which transport carries the relay link: `websocket` (over `relayUrls`), `webtransport` (over
+   * `webTransportUrls` only) or `auto` (WebTransport first; WebSocket when it cannot connect).
+   */
+  transport: GatewayTransport;
+  /** The relay's WebTransport gateway endpoints (`https://host:port/v1/gateway`); empty for websocket. */
+  webTransportUrls: string[];
+  /** Pinned SHA-256 of the relay's WebTransport certificate, 64 lowercase hex characters. */
+  webTransportCertSha256: string | undefined;
   codec: Codec;
   logLevel: LogLevel;
   outboxMaxEvents: number;
@@ -62,6 +77,8 @@ export interface GatewayConfig {
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/scanrelay-gateway';
+export type GatewayTransport = 'websocket' | 'webtransport' | 'auto';
+const TRANSPORTS: readonly GatewayTransport[] = ['websocket', 'webtransport', 'auto'];
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export type RawSettings = Partial<Record<SettingName, string>>;
@@ -190,6 +207,46 @@ export function validateConfig(raw: RawSettings, purpose: 'run' | 'activate' = '
 
   const audience = get('SCANRELAY_GATEWAY_AUDIENCE') ?? DEFAULT_AUDIENCE;
   if (audience.length > 256) problem('SCANRELAY_GATEWAY_AUDIENCE', 'is longer than 256 characters');
+  const transport = (get('SCANRELAY_GATEWAY_TRANSPORT') ?? 'websocket') as GatewayTransport;
+  if (!TRANSPORTS.includes(transport))
+    problem('SCANRELAY_GATEWAY_TRANSPORT', `"${transport.slice(0, 32)}" must be websocket, webtransport or auto`);
+  const webTransportUrls: string[] = [];
+  for (const part of (get('SCANRELAY_GATEWAY_WEBTRANSPORT_URLS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    try {
+      webTransportUrls.push(webTransportEndpoint(part));
+    } catch (err) {
+      problem('SCANRELAY_GATEWAY_WEBTRANSPORT_URLS', (err as Error).message);
+    }
+  }
+  const pinRaw = get('SCANRELAY_GATEWAY_WEBTRANSPORT_CERT_SHA256');
+  const webTransportCertSha256 = pinRaw?.replace(/:/g, '').toLowerCase();
+  if (webTransportCertSha256 !== undefined && !/^[0-9a-f]{64}$/.test(webTransportCertSha256))
+    problem(
+      'SCANRELAY_GATEWAY_WEBTRANSPORT_CERT_SHA256',
+      "must be the 64 hex digits of the certificate's SHA-256 (colons allowed), e.g. from " +
+        '`openssl x509 -in cert.pem -noout -fingerprint -sha256`',
+    );
+  if (transport === 'websocket') {
+    for (const name of ['SCANRELAY_GATEWAY_WEBTRANSPORT_URLS', 'SCANRELAY_GATEWAY_WEBTRANSPORT_CERT_SHA256'] as const)
+      if (get(name) !== undefined)
+        problem(
+          name,
+          'is set but SCANRELAY_GATEWAY_TRANSPORT is websocket (the default); set SCANRELAY_GATEWAY_TRANSPORT=auto ' +
+            '(or webtransport) to use WebTransport, or remove this setting',
+        );
+  } else if (
+    TRANSPORTS.includes(transport) &&
+    webTransportUrls.length === 0 &&
+    !get('SCANRELAY_GATEWAY_WEBTRANSPORT_URLS')
+  )
+    problem(
+      'SCANRELAY_GATEWAY_WEBTRANSPORT_URLS',
+      `is required with SCANRELAY_GATEWAY_TRANSPORT=${transport}: the https URL(s) of the relay's WebTransport ` +
+        'listener (its SCANRELAY_WEBTRANSPORT_PORT), e.g. https://relay.example.org:4433',
+    );
   const codecRaw = get('SCANRELAY_GATEWAY_CODEC') ?? 'msgpack';
   if (codecRaw !== 'msgpack' && codecRaw !== 'json') problem('SCANRELAY_GATEWAY_CODEC', 'must be msgpack or json');
   const logLevel = (get('SCANRELAY_GATEWAY_LOG_LEVEL') ?? 'info') as LogLevel;
@@ -221,6 +278,9 @@ export function validateConfig(raw: RawSettings, purpose: 'run' | 'activate' = '
     pacs,
     modalities,
     audience,
+    transport,
+    webTransportUrls,
+    webTransportCertSha256,
     codec: codecRaw as Codec,
     logLevel,
     outboxMaxEvents,
@@ -247,6 +307,26 @@ export function parsePeer(text: string): DicomPeer {
   if (!AE_PATTERN.test(aet!)) throw new Error(`"${aet}" is not an AE title (1–16 characters)`);
   if (port < 1 || port > 65535) throw new Error(`port ${port} in "${text}" is out of range`);
   return { aet: aet!, host: host!.replace(/^\[|\]$/g, ''), port };
+}
+
+/**
+ * Turn the relay's WebTransport listener URL into its gateway endpoint: https://h:4433 →
+ * https://h:4433/v1/gateway. WebTransport needs TLS, so only https is accepted; credentials, queries and
+ * fragments are refused (tokens never go in URLs).
+ */
+export function webTransportEndpoint(base: string): string {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new Error(`"${base.slice(0, 128)}" is not a URL; use e.g. https://relay.example.org:4433`);
+  }
+  if (url.protocol !== 'https:')
+    throw new Error(`"${base.slice(0, 128)}" must be an https URL (WebTransport always runs over TLS)`);
+  if (url.username || url.password || url.search || url.hash)
+    throw new Error(`"${base.slice(0, 128)}" must not contain credentials, a query or a fragment`);
+  if (!url.pathname.endsWith(PATHS.gateway)) url.pathname = url.pathname.replace(/\/$/, '') + PATHS.gateway;
+  return url.href;
 }
 
 /**

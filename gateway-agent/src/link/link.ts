@@ -13,6 +13,10 @@
  *   `pingIntervalMs`; if nothing at all (message, pong frame, ping frame) arrives for `deadAfterMs`, the
  *   socket is terminated and replaced. A half-open socket therefore lasts at most deadAfterMs plus one check
  *   interval (default 45 s + 5 s) — never connected-but-deaf.
+ * - Transports (socket.ts): WebSocket, WebTransport, or `auto` (transport-select.ts: WebTransport first,
+ *   WebSocket when it cannot connect). Everything above the socket — hello, welcome, resume from
+ *   `welcome.acked`, heartbeats, pacing, close-code rules — is the same on both, so a gateway that changes
+ *   transport between two connections resumes exactly as after any reconnect.
  */
 import { EventEmitter } from 'node:events';
 import {
@@ -30,9 +34,11 @@ import {
   SUBPROTOCOLS,
   validateMessage,
 } from '@scanrelay/protocol';
-import { type RawData, WebSocket } from 'ws';
 import type { Logger } from '../log.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import type { LinkSocket, OpenSocket, TransportKind } from './socket.js';
+import { label, type TransportMode, TransportSelector } from './transport-select.js';
+import { webSocketOpener } from './transport-ws.js';
 import type { LinkEvent, LinkEvents, LinkState, StopInfo } from './types.js';
 
 /** What an operator should check when the relay refuses the gateway for good, by reason. */
@@ -50,6 +56,16 @@ const STOP_HINTS: Readonly<Record<string, string>> = {
 export interface LinkOptions {
   /** WebSocket URLs of the relay's gateway endpoint (`ws(s)://host/v1/gateway`), tried in turn. */
   urls: string[];
+  /** Transport policy (default `websocket`); see transport-select.ts. */
+  transport?: TransportMode;
+  /** WebTransport URLs of the relay's gateway endpoint (`https://host:port/v1/gateway`), tried in turn. */
+  webTransportUrls?: string[];
+  /** Opens WebTransport connections (required unless `transport` is `websocket`; see transport-webtransport.ts). */
+  openWebTransport?: OpenSocket;
+  /** Opens WebSocket connections (default: `ws`). */
+  openWebSocket?: OpenSocket;
+  /** In `auto` mode, how long to stay on WebSocket after WebTransport failed to connect, ms (default 600 000). */
+  webTransportRetryMs?: number;
   gatewayId: string;
   site: string;
   /** Makes a fresh gateway assertion (one per connection). */
@@ -92,8 +108,12 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   private readonly stableAfterMs: number;
   private readonly maxMessageBytes: number;
   private readonly maxBufferedBytes: number;
-  private ws: WebSocket | undefined;
-  private urlIndex = 0;
+  private ws: LinkSocket | undefined;
+  private readonly urlIndex: Record<TransportKind, number> = { websocket: 0, webtransport: 0 };
+  private readonly endpoints: Record<TransportKind, string[]>;
+  private readonly openers: Partial<Record<TransportKind, OpenSocket>>;
+  private readonly selector: TransportSelector;
+  private kind: TransportKind;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastTraffic = 0;
@@ -116,11 +136,18 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
 
   constructor(private readonly opts: LinkOptions) {
     super();
-    if (opts.urls.length === 0) throw new TypeError('GatewayLink needs at least one relay URL');
     this.codec = opts.codec ?? 'msgpack';
     this.backoff = new Backoff(opts.backoff);
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
+    const mode = opts.transport ?? 'websocket';
+    this.endpoints = { websocket: opts.urls, webtransport: opts.webTransportUrls ?? [] };
+    if (mode !== 'webtransport' && opts.urls.length === 0)
+      throw new TypeError('GatewayLink needs at least one relay WebSocket URL');
+    if (mode !== 'websocket' && (this.endpoints.webtransport.length === 0 || !opts.openWebTransport))
+      throw new TypeError(`GatewayLink in ${mode} mode needs webTransportUrls and openWebTransport`);
+    this.selector = new TransportSelector(mode, this.now, this.log, opts.webTransportRetryMs);
+    this.kind = mode === 'webtransport' ? 'webtransport' : 'websocket';
     this.pingIntervalMs = opts.pingIntervalMs ?? 15_000;
     this.deadAfterMs = opts.deadAfterMs ?? 45_000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
@@ -129,6 +156,16 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.maxBufferedBytes = opts.maxBufferedBytes ?? 1024 * 1024;
     this.rate = opts.sendRate ?? { perSecond: 40, burst: 80 };
     this.tokens = this.rate.burst;
+    this.openers = {
+      websocket:
+        opts.openWebSocket ??
+        webSocketOpener({
+          maxPayload: this.maxMessageBytes,
+          handshakeTimeoutMs: this.helloTimeoutMs,
+          logger: this.log,
+        }),
+      ...(opts.openWebTransport ? { webtransport: opts.openWebTransport } : {}),
+    };
     this.stoppedPromise = new Promise((resolve) => {
       this.resolveStopped = resolve;
     });
@@ -140,7 +177,12 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
 
   /** The URL of the current or last connection attempt. */
   get url(): string {
-    return this.opts.urls[this.urlIndex]!;
+    return this.endpoints[this.kind][this.urlIndex[this.kind]]!;
+  }
+
+  /** The transport of the current or last connection attempt. */
+  get transport(): TransportKind {
+    return this.kind;
   }
 
   /** Resolves once the link has stopped for good (stop() or a permanent close). */
@@ -156,17 +198,18 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   async stop(): Promise<void> {
     const ws = this.ws;
     this.dispatch({ type: 'stop', info: { reason: 'requested', message: 'the agent is stopping' } });
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          ws.terminate();
-          resolve();
-        }, 2000);
-        ws.once('close', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+    if (ws && !ws.isClosed) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([
+        ws.whenClosed,
+        new Promise<void>((resolve) => {
+          t = setTimeout(() => {
+            ws.terminate();
+            resolve();
+          }, 2000);
+        }),
+      ]);
+      clearTimeout(t);
     }
   }
 
@@ -225,13 +268,13 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
         return;
       case 'socket_error':
         // ws always follows an error with 'close', which decides what happens next.
-        this.log.warn({ url: this.url, state, error: event.message }, 'relay link: socket error');
+        this.log.warn({ url: this.url, transport: this.kind, state, error: event.message }, 'relay link: socket error');
         return;
       case 'hello_timeout':
         if (state !== 'authenticating' && state !== 'connecting') return;
-        this.log.warn({ url: this.url }, 'relay link: no welcome in time; trying again');
+        this.log.warn({ url: this.url, transport: this.kind }, 'relay link: no welcome in time; trying again');
         this.dropSocket();
-        this.toBackoff(false);
+        this.toBackoff(false, 'no welcome in time');
         return;
       case 'heartbeat_lost':
         if (state !== 'online') return;
@@ -259,6 +302,7 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
 
   private connect(): void {
     this.setState('connecting');
+    this.kind = this.selector.next();
     const url = this.url;
     this.clearTimer();
     this.timer = setTimeout(() => this.dispatch({ type: 'hello_timeout' }), this.helloTimeoutMs);
@@ -275,51 +319,40 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   }
 
   private open(url: string, token: string): void {
-    const ws = new WebSocket(url, [SUBPROTOCOLS[this.codec]], {
-      maxPayload: this.maxMessageBytes,
-      perMessageDeflate: false,
-      handshakeTimeout: this.helloTimeoutMs,
-      followRedirects: false,
-    });
-    this.ws = ws;
     this.lastError = undefined;
     this.closingLocally = false;
+    const subprotocol = SUBPROTOCOLS[this.codec];
+    const open = this.openers[this.kind]!;
+    // Handlers are never called synchronously by `open`, so `ws` is assigned before any of them runs.
+    const ws: LinkSocket = open(url, subprotocol, {
+      open: () => {
+        if (!mine()) return;
+        if (ws.protocol !== subprotocol) {
+          this.log.error({ url, protocol: ws.protocol }, 'relay link: the relay did not accept our subprotocol');
+          this.closingLocally = true;
+          ws.close(1002, 'subprotocol');
+          return;
+        }
+        this.write(ws, { type: 'hello', token });
+        this.dispatch({ type: 'socket_open' });
+      },
+      message: (data, isBinary) => {
+        if (mine()) this.onFrame(data, isBinary);
+      },
+      traffic: () => {
+        if (mine()) this.lastTraffic = this.now();
+      },
+      error: (message, localViolation) => {
+        if (!mine()) return;
+        if (localViolation) this.closingLocally = true;
+        this.dispatch({ type: 'socket_error', message });
+      },
+      close: (code, reason) => {
+        if (mine()) this.dispatch({ type: 'socket_closed', code, reason });
+      },
+    });
+    this.ws = ws;
     const mine = () => this.ws === ws;
-    ws.on('open', () => {
-      if (!mine()) return;
-      if (ws.protocol !== SUBPROTOCOLS[this.codec]) {
-        this.log.error({ url, protocol: ws.protocol }, 'relay link: the relay did not accept our subprotocol');
-        this.closingLocally = true;
-        ws.close(1002, 'subprotocol');
-        return;
-      }
-      this.write(ws, { type: 'hello', token });
-      this.dispatch({ type: 'socket_open' });
-    });
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (mine()) this.onFrame(data, isBinary);
-    });
-    ws.on('pong', () => {
-      if (mine()) this.lastTraffic = this.now();
-    });
-    ws.on('ping', () => {
-      if (mine()) this.lastTraffic = this.now();
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      if (!mine()) return;
-      this.log.warn({ url, status: res.statusCode }, 'relay link: the relay refused the WebSocket upgrade');
-      res.resume();
-      ws.terminate();
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws reports protocol violations by the peer (oversized frame, bad opcode …) as WS_ERR_* and then
-      // closes the socket itself with the matching code.
-      if (mine() && err.code?.startsWith('WS_ERR_')) this.closingLocally = true;
-      if (mine()) this.dispatch({ type: 'socket_error', message: err.message });
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (mine()) this.dispatch({ type: 'socket_closed', code, reason: reason.toString('utf8').slice(0, 123) });
-    });
   }
 
   private authenticate(): void {
@@ -343,7 +376,10 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.lastTraffic = this.onlineAt;
     this.lastPingSent = this.onlineAt;
     this.setState('online');
-    this.log.info({ url: this.url, node: welcome.node, acked: welcome.acked }, 'relay link online');
+    this.log.info(
+      { url: this.url, transport: this.kind, node: welcome.node, acked: welcome.acked },
+      `relay link online over ${label(this.kind)}`,
+    );
     const tick = Math.max(10, Math.min(this.pingIntervalMs, Math.floor(this.deadAfterMs / 3), 5000));
     this.heartbeat = setInterval(() => this.beat(), tick);
     this.emit('online', welcome);
@@ -370,13 +406,8 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     }
   }
 
-  private onFrame(data: RawData, isBinary: boolean): void {
+  private onFrame(bytes: Buffer, isBinary: boolean): void {
     this.lastTraffic = this.now();
-    const bytes = Buffer.isBuffer(data)
-      ? data
-      : Array.isArray(data)
-        ? Buffer.concat(data)
-        : Buffer.from(data as ArrayBuffer);
     let message: RelayToGateway;
     try {
       message = validateMessage('relay→gateway', decodeFrame(this.codec, bytes, isBinary, this.maxMessageBytes));
@@ -416,20 +447,31 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
       this.finish({ reason: errorCode ?? `close_${code}`, closeCode: code, message: message || `closed with ${code}` });
       return;
     }
-    this.log.warn({ url: this.url, code, reason, state, error: errorCode }, 'relay link closed; will reconnect');
-    this.toBackoff(code === 1001);
+    this.log.warn(
+      { url: this.url, transport: this.kind, code, reason, state, error: errorCode },
+      'relay link closed; will reconnect',
+    );
+    this.toBackoff(code === 1001, `closed with ${code}${errorCode ? ` (${errorCode})` : ''}`);
   }
 
-  private toBackoff(quick: boolean): void {
+  /** `transportFailure`: why the attempt failed, when the transport may be the cause (auto mode falls back). */
+  private toBackoff(quick: boolean, transportFailure?: string): void {
     this.clearTimer();
     if (this.onlineAt > 0 && this.now() - this.onlineAt >= this.stableAfterMs) this.backoff.reset();
     this.onlineAt = 0;
+    // In auto mode a WebTransport attempt that never got a welcome switches to WebSocket for the next one, at
+    // once: a different path, not a retry of the failed one.
+    const fallback =
+      this.current !== 'online' &&
+      transportFailure !== undefined &&
+      this.selector.failedToConnect(this.kind, transportFailure);
     // A node shutting down (1001) asks for an immediate reconnect elsewhere: only a small jitter, no growth.
-    const delay = quick ? this.backoff.jitter(500) : this.backoff.next();
-    this.urlIndex = (this.urlIndex + 1) % this.opts.urls.length;
+    const delay = quick || fallback ? this.backoff.jitter(500) : this.backoff.next();
+    const list = this.endpoints[this.kind];
+    this.urlIndex[this.kind] = (this.urlIndex[this.kind] + 1) % list.length;
     this.setState('backoff');
     this.log.info(
-      { delayMs: delay, next: this.url, attempt: this.backoff.attempts },
+      { delayMs: delay, transport: this.kind, attempt: this.backoff.attempts },
       'relay link: reconnecting after backoff',
     );
     this.timer = setTimeout(() => this.dispatch({ type: 'backoff_elapsed' }), delay);
@@ -458,27 +500,27 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
   }
 
   /** Detach from the current socket. With `closeGracefully`, close it with 1000; otherwise terminate it. */
-  private dropSocket(closeGracefully?: WebSocket): void {
+  private dropSocket(closeGracefully?: LinkSocket): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     const ws = this.ws;
     this.ws = undefined;
     if (!ws) return;
-    if (closeGracefully === ws && ws.readyState === WebSocket.OPEN) ws.close(1000, 'stopping');
-    else if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+    if (closeGracefully === ws && ws.isOpen) ws.close(1000, 'stopping');
+    else if (!ws.isClosed) ws.terminate();
   }
 
-  private write(ws: WebSocket, message: GatewayToRelay): boolean {
+  private write(ws: LinkSocket, message: GatewayToRelay): boolean {
     const frame = encodeMessage(this.codec, message);
     const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.byteLength;
     if (size > this.maxMessageBytes) {
       this.log.error({ type: message.type, size }, 'relay link: message too large to send; dropped');
       return false;
     }
-    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (!ws.isOpen) return false;
     this.refill();
     this.tokens -= 1;
-    ws.send(frame, { binary: this.codec === 'msgpack' });
+    ws.send(frame);
     return true;
   }
 
