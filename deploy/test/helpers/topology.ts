@@ -199,20 +199,33 @@ export class Topology {
     return out;
   }
 
-  /** Start (or restart) a relay node from the built binary with its compose environment. */
+  /**
+   * Start (or restart) a relay node from the built binary with its compose environment. A relay that cannot
+   * reach Redis at start-up exits by design; compose then restarts it (`restart: unless-stopped`), and so does
+   * this, at most three times.
+   */
   async startRelay(service: string): Promise<Managed> {
     const node = this.relays.get(service);
     if (!node) throw new Error(`unknown relay ${service}`);
     node.env = this.relayEnv(service);
     await mkdir(node.env.SCANRELAY_DATA_DIR as string, { recursive: true });
-    const proc = this.procs.start(service, process.execPath, [RELAY_BIN], { env: node.env, cwd: REPO_ROOT });
-    node.proc = proc;
-    await waitFor(`${service} /readyz`, async () => {
-      if (!proc.running()) throw new Error(`${service} exited:\n${proc.tail()}`);
-      const res = await fetch(`http://127.0.0.1:${node.port}/readyz`).catch(() => undefined);
-      return res?.status === 200;
-    });
-    return proc;
+    const restarts = this.compose.services[service]?.restart !== 'no';
+    for (let attempt = 1; ; attempt++) {
+      const proc = this.procs.start(service, process.execPath, [RELAY_BIN], { env: node.env, cwd: REPO_ROOT });
+      node.proc = proc;
+      const outcome = await waitFor(
+        `${service} /readyz`,
+        async () => {
+          if (!proc.running()) return 'exited';
+          const res = await fetch(`http://127.0.0.1:${node.port}/readyz`).catch(() => undefined);
+          return res?.status === 200 ? 'ready' : undefined;
+        },
+        30_000,
+      );
+      if (outcome === 'ready') return proc;
+      if (!restarts || attempt >= 3)
+        throw new Error(`${service} exited during start-up (attempt ${attempt}):\n${proc.tail()}`);
+    }
   }
 
   relayProcess(service: string): Managed {
