@@ -14,15 +14,32 @@ export const PY_DIR = fileURLToPath(new URL('./py/', import.meta.url));
 
 /** A free TCP port on 127.0.0.1 (closed again before returning; the race is acceptable on loopback). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `n` distinct free ports, all held open until every one is chosen: asking one at a time can hand out the
+ * same port twice (the kernel reuses a just-released ephemeral port), which once made Orthanc's HTTP and
+ * DICOM listeners collide.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const addr = s.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
   });
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 export async function tempDir(prefix = 'scanrelay-dicom-'): Promise<string> {
@@ -112,8 +129,7 @@ export async function startOrthanc(opts: {
 }): Promise<OrthancPeer> {
   const aet = opts.aet ?? 'ORTHANC';
   const dir = await tempDir('orthanc-');
-  const dicomPort = await freePort();
-  const httpPort = await freePort();
+  const [dicomPort, httpPort] = (await freePorts(2)) as [number, number];
   const modalities: Record<string, unknown> = {};
   for (const [name, m] of Object.entries(opts.modalities))
     modalities[name] = {
