@@ -15,6 +15,8 @@ export interface RunConfig {
   command: { rate: number; durationMs: number; warmupMs: number; browsers: number };
   churn: { sites: number; browsersPerSite: number; rate: number; durationMs: number; drops: number };
   progress: boolean;
+  /** Directory for V8 CPU profiles of the relay nodes (`--cpu-prof DIR`), or undefined. */
+  cpuProfDir: string | undefined;
 }
 
 export const SCENARIOS = ['fanout', 'connections', 'command', 'churn', 'capacity'] as const;
@@ -46,6 +48,7 @@ export function parseArgs(argv: readonly string[], defaultOut: string): RunConfi
     scenarios,
     outDir: value('out') ?? defaultOut,
     progress: flag('progress') || process.stderr.isTTY === true,
+    cpuProfDir: value('cpu-prof'),
     fanout: quick
       ? { topics: 2, subscribers: 10, steps: [2_000], stepMs: 1_000, warmupMs: 300, sampleEvery: 1 }
       : {

@@ -2,7 +2,8 @@
 /**
  * The ScanRelay benchmark harness. `npm run bench` runs the full report; `--quick` a few seconds per arm
  * (CI). Options: `--arms a,b`, `--scenarios fanout,connections,command,churn,capacity`, `--rounds N`,
- * `--steps 25000,50000,100000`, `--step-seconds S`, `--out DIR`, `--progress`.
+ * `--steps 25000,50000,100000`, `--step-seconds S`, `--out DIR`, `--progress`, `--cpu-prof DIR` (V8 CPU
+ * profiles of the relay nodes, written when they stop).
  *
  * Method (shared/BENCH.md): the system under test runs pinned to CPU 1 and this process (the load generator)
  * to CPU 0; arms run interleaved in rotated order each round; warm-up is not recorded; latency is measured
@@ -20,6 +21,7 @@ import { parseArgs, type RunConfig } from './config.js';
 import { pinSelf, REPO_ROOT, stopAll } from './proc.js';
 import { Progress } from './progress.js';
 import { type Report, summarise, writeReport } from './report.js';
+import { setRelayNodeArgs } from './scanrelay.js';
 
 const METHOD =
   'Loopback only. System under test pinned to CPU 1 (relay/peer and Redis), load generator pinned to CPU 0; ' +
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (cfg.cpuProfDir) setRelayNodeArgs(['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`]);
   if (!pinSelf())
     process.stderr.write('bench: taskset not available; running unpinned (figures are less comparable)\n');
   const command = `npm run bench --${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;

@@ -144,16 +144,22 @@ function httpJson(
 
 /** Enrol one gateway for `site` via the admin API and activation, as an operator and the agent would. */
 export async function enrolGateway(port: number, manage: ManageApp, site: string, n: number): Promise<EnrolledGateway> {
-  const admin = await manage.admin();
-  const created = await httpJson(
-    port,
-    'POST',
-    '/v1/admin/gateways',
-    { site, name: `bench-${site}` },
-    {
-      authorization: `Bearer ${admin}`,
-    },
-  );
+  let created = { status: 0, json: {} as Record<string, unknown> };
+  // A relay answers /readyz before it may have read the pinned JWKS file: retry a refused admin token briefly.
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const admin = await manage.admin();
+    created = await httpJson(
+      port,
+      'POST',
+      '/v1/admin/gateways',
+      { site, name: `bench-${site}` },
+      {
+        authorization: `Bearer ${admin}`,
+      },
+    );
+    if (created.status !== 401) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
   if (created.status !== 200 && created.status !== 201)
     throw new Error(`admin API refused to create a gateway: ${created.status} ${JSON.stringify(created.json)}`);
   const code = String(created.json.activationCode);
@@ -190,7 +196,17 @@ export const BENCH_LIMIT_ENV: Record<string, string> = {
   SCANRELAY_MAX_PENDING_MESSAGES: '100000',
   SCANRELAY_SEND_BUFFER_BYTES: String(8 * 1024 * 1024),
   SCANRELAY_HELLO_TIMEOUT_MS: '60000',
+  // A bench gateway answers 3 statuses per command at 500 commands/s: above the per-gateway defaults.
+  SCANRELAY_GATEWAY_MESSAGES_PER_SECOND: '1000000',
+  SCANRELAY_GATEWAY_MESSAGE_BURST: '1000000',
+  SCANRELAY_GATEWAY_MAX_PENDING_MESSAGES: '100000',
 };
+
+let relayNodeArgs: string[] = [];
+/** Extra Node options for every relay node started from now on (e.g. `--cpu-prof` for profiling). */
+export function setRelayNodeArgs(args: string[]): void {
+  relayNodeArgs = args;
+}
 
 /** Start one relay node (the built binary) pinned to the SUT CPU; resolves when /readyz answers 200. */
 export async function startRelayNode(opts: RelayNodeOptions): Promise<Proc & { port: number }> {
@@ -208,7 +224,7 @@ export async function startRelayNode(opts: RelayNodeOptions): Promise<Proc & { p
     ...BENCH_LIMIT_ENV,
     ...(opts.redisUrl ? { SCANRELAY_REDIS_URL: opts.redisUrl } : {}),
   };
-  const proc = await startPinned(process.execPath, [RELAY_MAIN], {
+  const proc = await startPinned(process.execPath, [...relayNodeArgs, RELAY_MAIN], {
     env,
     ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}),
   });

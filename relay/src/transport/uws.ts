@@ -154,8 +154,8 @@ class UwsConnection implements TransportConnection {
     const buffered = this.ws.getBufferedAmount() + this.pendingBytes;
     if (buffered > this.maxBufferedBytes) return false;
     this.pending.push(frame);
+    // For strings this counts UTF-16 units, not UTF-8 bytes: close enough for a cap (frames are mostly ASCII).
     this.pendingBytes += typeof frame === 'string' ? frame.length : frame.byteLength;
-    if (buffered + this.pendingBytes > this.lowWaterBytes) this.aboveLowWater = true;
     // Coalesce up to about one cork buffer; past that, write now so that bytes the kernel would take at
     // once are not counted against the socket's cap (a fast reader must never look slow).
     if (this.pendingBytes >= FLUSH_NOW_BYTES) this.flush();
@@ -178,6 +178,8 @@ class UwsConnection implements TransportConnection {
     this.ws.cork(() => {
       for (const frame of frames) this.ws.send(frame, typeof frame !== 'string', false);
     });
+    // Backpressure is what the kernel did not take: uWS then reports `drain` as it writes the rest.
+    if (this.ws.getBufferedAmount() > this.lowWaterBytes) this.aboveLowWater = true;
   }
 
   close(code: number, reason: string): void {
@@ -204,7 +206,7 @@ class UwsConnection implements TransportConnection {
   /** uWS reported its buffer drained somewhat; tell the core once it is below the low-water mark. */
   onDrain(): void {
     if (this.closed || !this.aboveLowWater) return;
-    if (this.ws.getBufferedAmount() + this.pendingBytes <= this.lowWaterBytes) {
+    if (this.ws.getBufferedAmount() <= this.lowWaterBytes) {
       this.aboveLowWater = false;
       this.handlers?.drain();
     }
