@@ -19,7 +19,7 @@ const problems = (extra: RawSettings): string => {
 describe('transport settings', () => {
   it('default websocket; auto and webtransport take https URLs (endpoint appended) and a hex pin with or without colons', () => {
     expect(validateConfig(base)).toMatchObject({ transport: 'websocket', webTransportUrls: [] });
-    const pin = 'AB:'.repeat(31) + 'AB';
+    const pin = `${'AB:'.repeat(31)}AB`;
     expect(
       validateConfig({
         ...base,

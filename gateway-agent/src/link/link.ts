@@ -323,7 +323,9 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     this.closingLocally = false;
     const subprotocol = SUBPROTOCOLS[this.codec];
     const open = this.openers[this.kind]!;
-    // Handlers are never called synchronously by `open`, so `ws` is assigned before any of them runs.
+    // Events of a socket this link has since replaced or dropped are ignored. Handlers are never called
+    // synchronously by `open`, so `ws` is assigned before any of them runs.
+    const mine = () => this.ws === ws;
     const ws: LinkSocket = open(url, subprotocol, {
       open: () => {
         if (!mine()) return;
@@ -352,7 +354,6 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
       },
     });
     this.ws = ws;
-    const mine = () => this.ws === ws;
   }
 
   private authenticate(): void {

@@ -191,6 +191,12 @@ for (const r of running.slice(1))
   out +=
     `ratio of p50s, [${r.arm.name}] / [${base.arm.name}]: command ${(quantile(r.toWorklist, 0.5) / quantile(base.toWorklist, 0.5)).toFixed(2)}, ` +
     `N-CREATE → event ${(quantile(r.toEvent, 0.5) / quantile(base.toEvent, 0.5)).toFixed(2)}\n`;
+const wsBoth = running.find((r) => r.arm.link === 'websocket' && r.arm.modalityNoDelay);
+const wt = running.find((r) => r.arm.link === 'webtransport');
+if (wsBoth && wt)
+  out +=
+    `ratio of p50s, WebTransport / WebSocket (both TCP_NODELAY): command ${(quantile(wt.toWorklist, 0.5) / quantile(wsBoth.toWorklist, 0.5)).toFixed(2)}, ` +
+    `N-CREATE → event ${(quantile(wt.toEvent, 0.5) / quantile(wsBoth.toEvent, 0.5)).toFixed(2)}\n`;
 process.stdout.write(out);
 for (const r of running) {
   await r.agent.stop();
