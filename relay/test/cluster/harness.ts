@@ -350,21 +350,39 @@ export class ResilientWatcher extends Resilient {
 
 /**
  * A browser sending commands: each token is sent once; if its socket dies before `accepted` (or an error) came
- * back, it is sent again on the next connection, where "already used" means the first send was accepted.
+ * back, or nothing came back within 2 s (a status routed over pub/sub can be lost while Redis restarts), it is
+ * sent again, where "already used" means the first send was accepted.
  */
 export class ResilientCommander extends Resilient {
   /** jti → token, for every command not yet acknowledged by the relay. */
-  readonly pending = new Map<string, { ref: string; token: string }>();
+  readonly pending = new Map<string, { ref: string; token: string; sentAt: number }>();
   readonly accepted = new Set<string>();
   /** Refusals other than "already used" (a bug in this scenario). */
   readonly refused: Msg[] = [];
   #refs = 0;
+  #timer: ReturnType<typeof setInterval>;
 
   constructor(
     urls: () => string[],
     private readonly session: () => Promise<string>,
   ) {
     super(urls);
+    this.#timer = setInterval(() => {
+      for (const p of this.pending.values()) {
+        if (this.online && Date.now() - p.sentAt > 2_000) this.#send(p);
+      }
+    }, 250);
+    this.#timer.unref();
+  }
+
+  override stop(): void {
+    clearInterval(this.#timer);
+    super.stop();
+  }
+
+  #send(p: { ref: string; token: string; sentAt: number }): void {
+    p.sentAt = Date.now();
+    this.client?.send({ type: 'command', ref: p.ref, token: p.token });
   }
 
   protected endpoint(): 'browser' {
@@ -376,13 +394,13 @@ export class ResilientCommander extends Resilient {
   }
 
   send(jti: string, token: string): void {
-    const ref = `c${++this.#refs}`;
-    this.pending.set(jti, { ref, token });
-    if (this.online) this.client!.send({ type: 'command', ref, token });
+    const p = { ref: `c${++this.#refs}`, token, sentAt: Date.now() };
+    this.pending.set(jti, p);
+    if (this.online) this.#send(p);
   }
 
   protected onWelcome(): void {
-    for (const { ref, token } of this.pending.values()) this.client?.send({ type: 'command', ref, token });
+    for (const p of this.pending.values()) this.#send(p);
   }
 
   protected onMessage(msg: Msg): void {
@@ -397,7 +415,7 @@ export class ResilientCommander extends Resilient {
         // The relay could not check or record it (backend down): send the same token again shortly.
         const again = this.pending.get(jti)!;
         setTimeout(() => {
-          if (this.online && this.pending.get(jti) === again) this.client!.send({ type: 'command', ...again });
+          if (this.online && this.pending.get(jti) === again) this.#send(again);
         }, 200);
         return;
       }

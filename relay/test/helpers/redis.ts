@@ -8,8 +8,10 @@
  * afterAll(() => cluster.stop());
  * ```
  *
- * Every server runs with `--appendonly yes --appendfsync always` in its own temp dir, so `restart()` keeps
- * the data (as production's AOF would), and `--save ''` so no RDB snapshots are written. Every process
+ * Every server runs with `--appendonly yes --appendfsync always` in its own temp dir, so `restart()` and
+ * `crash()` keep every acknowledged write (with `everysec` Redis may postpone the AOF write under I/O load
+ * while still answering, and a SIGKILL then loses it); `--save ''` so no RDB snapshots are written. Pass
+ * `['--appendfsync', 'everysec']` as `extra` where speed matters more than surviving SIGKILL. Every process
  * started here is also killed when the test process exits, so a failed `afterAll` cannot leave one behind.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -33,7 +35,7 @@ export interface RedisServer {
   resume(): void;
   /** Stop (SIGTERM, AOF flushed) and start again on the same port and directory: data kept. */
   restart(): Promise<void>;
-  /** Kill the server with SIGKILL and start it again on the same port: data kept up to the last fsync. */
+  /** Kill the server with SIGKILL and start it again on the same port: acknowledged writes are kept. */
   crash(): Promise<void>;
   /** FLUSHALL through redis-cli (history lost). */
   flushAll(): Promise<void>;
@@ -59,11 +61,33 @@ function installExitHook(): void {
 
 /** A port that was free a moment ago on 127.0.0.1 (redis-server cannot take `--port 0`). */
 export async function freePort(): Promise<number> {
+  return bindAndRelease(0);
+}
+
+/**
+ * A free port P whose cluster bus port P + 10000 is free too (Redis Cluster listens on both; a port above
+ * 55535 would make the bus port invalid and redis-server exit at start).
+ */
+export async function freeClusterPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    try {
+      await bindAndRelease(port);
+      await bindAndRelease(port + 10_000);
+      return port;
+    } catch {
+      // taken: try another
+    }
+  }
+  throw new Error('no free port pair (P, P+10000) found for a Redis Cluster node');
+}
+
+function bindAndRelease(wanted: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(wanted, '127.0.0.1', () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
@@ -142,10 +166,10 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<v
   clearTimeout(timer);
 }
 
-/** Start one redis-server. `extra` adds command-line options (e.g. cluster settings). */
+/** Start one redis-server. `extra` adds command-line options (later ones win, e.g. `--appendfsync everysec`). */
 export async function startRedis(extra: string[] = []): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'scanrelay-redis-'));
-  const port = await freePort();
+  const port = extra.includes('--cluster-enabled') ? await freeClusterPort() : await freePort();
   let child = spawnRedis(port, dir, extra);
   let stopped = false;
   try {
