@@ -6,7 +6,8 @@
  *   agent falls back to WebSocket and works;
  * - auto, online over WebTransport, then the WebTransport listener disappears mid-session (a TCP proxy in front
  *   of it is closed): the agent moves to WebSocket and resumes from `welcome.acked` — every event arrives once,
- *   seqs contiguous.
+ *   seqs contiguous;
+ * - a half-open WebTransport path (the proxy drops everything, closes nothing) is noticed by missing pongs.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -51,7 +52,7 @@ let fx: Fixture;
 let relay: Relay;
 let gw: Enrolled;
 let agent: Agent | undefined;
-let proxy: { server: Server; sockets: Set<Socket> } | undefined;
+let proxy: { server: Server; sockets: Set<Socket>; blackhole(): void } | undefined;
 const browsers: TestClient[] = [];
 
 beforeEach(async () => {
@@ -92,9 +93,14 @@ function start(extra: RawSettings): Promise<Agent> {
 
 const wtUrl = (port: number) => `https://127.0.0.1:${port}`;
 
-/** A plain TCP forwarder to the relay's WebTransport port: closing it is the listener vanishing for the gateway. */
+/**
+ * A plain TCP forwarder to the relay's WebTransport port: closing it is the listener vanishing for the gateway;
+ * `blackhole()` keeps every connection open but silently drops what flows either way (a half-open path), and
+ * refuses nothing new — new connections hang the same way.
+ */
 async function startProxy(target: number): Promise<number> {
   const sockets = new Set<Socket>();
+  let dropping = false;
   const server = createServer((client) => {
     const upstream = netConnect(target, '127.0.0.1');
     for (const s of [client, upstream]) {
@@ -102,10 +108,19 @@ async function startProxy(target: number): Promise<number> {
       s.on('error', () => undefined);
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    client.on('data', (d) => dropping || upstream.write(d));
+    upstream.on('data', (d) => dropping || client.write(d));
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  proxy = { server, sockets };
+  proxy = {
+    server,
+    sockets,
+    blackhole: () => {
+      dropping = true;
+    },
+  };
   return (server.address() as { port: number }).port;
 }
 
@@ -231,5 +246,35 @@ describe('gateway link over WebTransport', () => {
     expect(seqs.at(-1)).toBe(a.status().outbox.acked);
     const kinds = gatewayEvents(b, gw.gateway).map((e) => e.kind);
     expect(kinds.filter((k) => k === 'images.received')).toHaveLength(3);
+  });
+
+  it('a half-open WebTransport path is noticed by traffic (no pongs) and replaced; auto then moves to WebSocket', async () => {
+    const b = await browser();
+    const port = await startProxy(relay.webTransportPort!);
+    agent = await startAgent({
+      config: agentConfig(fx, relay, gw.stateDir, {
+        SCANRELAY_GATEWAY_TRANSPORT: 'auto',
+        SCANRELAY_GATEWAY_WEBTRANSPORT_URLS: wtUrl(port),
+        SCANRELAY_GATEWAY_WEBTRANSPORT_CERT_SHA256: pin,
+      }),
+      logger: silentLogger(),
+      link: { backoff: { baseMs: 50, maxMs: 300 }, pingIntervalMs: 100, deadAfterMs: 600, helloTimeoutMs: 1500 },
+    });
+    const a = agent;
+    await until(() => a.status().link === 'online', 'the agent online', 10_000);
+    expect(a.status().transport).toBe('webtransport');
+    await addAndComplete(b, 'ho-1', 'ACCHO1');
+    proxy!.blackhole();
+    // Nothing closes: only the missing answers to its pings tell the agent; then the WebTransport retry hangs
+    // too (no welcome in time) and auto falls back.
+    await until(() => a.status().link !== 'online', 'the dead path noticed', 10_000);
+    await until(
+      () => a.status().link === 'online' && a.status().transport === 'websocket',
+      'online over WebSocket',
+      15_000,
+    );
+    await addAndComplete(b, 'ho-2', 'ACCHO2');
+    await until(() => a.status().outbox.events === 0, 'every event acknowledged');
+    expectContiguousOnce(b);
   });
 });
