@@ -9,12 +9,14 @@
  * | `sr:{cmdq}:m`     | hash   | held jti → its queue member                                              |
  * | `sr:{cmdq}:rec`   | hash   | held jti → record JSON (so take returns records in the same script)       |
  * | `sr:{cmdq}:ctr`   | string | queue order counter                                                      |
+ * | `sr:{cmdq}:take:<id>` | list | one take's result for a minute (a retry after a lost reply gets it) |
  *
  * Claim-once is a Lua check of `k` against the node clock (so retention follows the injected clock exactly
  * like the memory queue; the PEXPIRE is only the garbage collector). Every key shares the `{cmdq}` hash tag:
  * one cluster slot, so claim+hold, take, reap and drop are single scripts and each held command goes to
  * exactly one of take, reap or drop. The volume is one record per command, small for one shard.
  */
+import { randomBytes } from 'node:crypto';
 import type { CommandState } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
@@ -29,6 +31,10 @@ const COUNTER = `${Q}:ctr`;
 /** Redis keeps a record this long past its keep-until, in case node clocks disagree a little. */
 const TTL_SLACK_MS = 60 * 60 * 1000;
 const REAP_BATCH = 500;
+/** How long a take's result is kept for a retry after a lost reply. */
+const TAKE_RESULT_TTL_MS = 60_000;
+/** How long take retries while Redis is unreachable before giving up. */
+const TAKE_RETRY_MS = 10_000;
 
 export function commandKey(jti: string): string {
   return `${Q}:cmd:${jti}`;
@@ -104,7 +110,11 @@ export class RedisCommandQueue implements CommandQueue {
 
   async take(gateway: string, now: number): Promise<CommandRecord[]> {
     assertId(gateway, 'gateway');
-    const reply = (await this.#conn.script('held-take', HELD, [gateway, now])) as string[];
+    // One id per call: a retry after a lost reply returns what the first execution took (held-take.lua).
+    const resultKey = `${Q}:take:${randomBytes(12).toString('hex')}`;
+    const reply = (await this.#retryUnavailable(() =>
+      this.#conn.script('held-take', [...HELD, resultKey], [gateway, now, TAKE_RESULT_TTL_MS]),
+    )) as string[];
     return this.#withCurrentState(reply);
   }
 
@@ -129,6 +139,22 @@ export class RedisCommandQueue implements CommandQueue {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * Run an idempotent call, retrying while the backend is unavailable (a lost reply must not lose the
+   * commands it carried), for up to TAKE_RETRY_MS; then give up with the error.
+   */
+  async #retryUnavailable<T>(call: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + TAKE_RETRY_MS;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err instanceof PortError) || err.code !== 'unavailable' || Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
 
   /** Held copies carry the state at hold time; overlay the latest recorded state (best effort). */
   async #withCurrentState(jsons: string[]): Promise<CommandRecord[]> {

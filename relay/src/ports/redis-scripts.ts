@@ -23,7 +23,7 @@ export const SCRIPTS = {
   'command-claim': 6,
   'command-set-state': 1,
   'held-hold': 5,
-  'held-take': 4,
+  'held-take': 5,
   'held-reap': 4,
   'held-drop': 4,
   'held-depth': 2,

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBus } from '../../src/ports/bus-redis.js';
+import { RedisCommandQueue } from '../../src/ports/command-queue-redis.js';
 import { createPorts, type Ports } from '../../src/ports/index.js';
 import type { RedisConnection } from '../../src/ports/redis-connection.js';
 import { RedisRegistry } from '../../src/ports/registry-redis.js';
@@ -138,6 +139,35 @@ describe('Redis ports under failure', () => {
       return seen.includes('message:after');
     }, 'delivery after reconnect');
     expect(seen.slice(0, 3)).toEqual(['lost', 'back', 'message:after']);
+  });
+
+  it('a take whose reply was lost is retried under the same id and returns the same commands', async () => {
+    const c = await conn();
+    const clock = new ManualClock();
+    const queue = new RedisCommandQueue(c, clock);
+    const gw = uniqueId('gw');
+    const jti = uniqueId('jti');
+    await queue.claim(
+      {
+        command: jti,
+        gateway: gw,
+        site: 'site-1',
+        cmd: 'echo',
+        token: 't',
+        origin: { node: 'n', connection: 'c', ref: 'r', sub: 'u', session: 's' },
+        expiresAt: clock.now() + 60_000,
+        acceptedAt: clock.now(),
+        state: 'accepted',
+      },
+      { maxDepth: 10 },
+    );
+    const keys = ['sr:{cmdq}:q', 'sr:{cmdq}:exp', 'sr:{cmdq}:m', 'sr:{cmdq}:rec', `sr:{cmdq}:take:${uniqueId('call')}`];
+    const first = (await c.script('held-take', keys, [gw, clock.now(), 60_000])) as string[];
+    // The "retry": same call id, after the first execution already removed the command from the queue.
+    const again = (await c.script('held-take', keys, [gw, clock.now(), 60_000])) as string[];
+    expect(first).toHaveLength(1);
+    expect(again).toEqual(first);
+    expect(await queue.take(gw, clock.now())).toEqual([]);
   });
 
   it('refuses to start on an unreachable Redis with a message naming SCANRELAY_REDIS_URL', async () => {
