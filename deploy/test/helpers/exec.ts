@@ -38,17 +38,28 @@ export async function haveCommand(cmd: string): Promise<boolean> {
   return (await run('sh', ['-c', `command -v ${cmd}`])).code === 0;
 }
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (for peers that cannot listen on port 0 and report it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/**
+ * A TCP port that was free on 127.0.0.1 a moment ago, for peers that must be told their port in advance
+ * (redis-server, haproxy, relays named in each other's configuration).
+ *
+ * Chosen below the kernel's ephemeral range (Linux: 32768–60999), not with port 0: the kernel hands ephemeral
+ * ports to every outgoing connection on this busy machine, so a port 0 pick can be taken again before the peer
+ * binds it. The pick is test-bound once, so a port some other process listens on is skipped.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free TCP port found on 127.0.0.1 between 20000 and 32000');
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
+    srv.once('error', () => resolvePort(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolvePort(true)));
   });
 }
 
