@@ -306,16 +306,23 @@ export class GatewayLink extends EventEmitter<LinkEvents> {
     const url = this.url;
     this.clearTimer();
     this.timer = setTimeout(() => this.dispatch({ type: 'hello_timeout' }), this.helloTimeoutMs);
-    this.opts
-      .assertion()
-      .then((token) => {
+    this.opts.assertion().then(
+      (token) => {
         if (this.current !== 'connecting') return;
-        this.open(url, token);
-      })
-      .catch((err: unknown) => {
+        try {
+          this.open(url, token);
+        } catch (err) {
+          // A client constructor refusing the URL or its options: say so, not "could not sign".
+          const message = (err as Error)?.message ?? String(err);
+          this.log.error({ url, transport: this.kind, err: message }, 'relay link: could not open a connection');
+          this.toBackoff(false, message);
+        }
+      },
+      (err: unknown) => {
         this.log.error({ err }, 'relay link: could not sign the gateway assertion (is the key file readable?)');
         if (this.current === 'connecting') this.toBackoff(false);
-      });
+      },
+    );
   }
 
   private open(url: string, token: string): void {
