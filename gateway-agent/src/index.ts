@@ -20,6 +20,7 @@ export { CommandRejected, type RejectReason, type VerifiedCommand } from './comm
 export {
   DEFAULT_STATE_DIR,
   type GatewayConfig,
+  type GatewayTransport,
   gatewayEndpoint,
   loadConfig,
   mergeSettings,
@@ -27,11 +28,13 @@ export {
   readConfigFile,
   SETTINGS,
   validateConfig,
+  webTransportEndpoint,
 } from './config.js';
 export type { DicomEvent, DicomOptions, DicomPeer, DicomService } from './dicom/types.js';
 export { GatewayError, type GatewayErrorCode } from './errors.js';
 export { ACTIVATION_PROOF_TYP, type ActivateOptions, type ActivationResult, activate } from './keys/activate.js';
 export { type Identity, loadIdentity } from './keys/identity.js';
+export type { TransportKind } from './link/socket.js';
 export type { LinkState, StopInfo } from './link/types.js';
 export { createLogger, type Logger, silentLogger } from './log.js';
 export type { OutboxHealth, OutboxStatus } from './outbox/outbox.js';
