@@ -7,7 +7,7 @@
  * long-running command's late statuses (a C-MOVE can outlast its token) still route back to their browser.
  * Expired records are purged lazily on access and by `reapExpired`.
  */
-import type { CommandState } from '@scanrelay/protocol';
+import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import { PortError } from './errors.js';
@@ -16,9 +16,15 @@ import { assertId, assertTokenId } from './ids.js';
 export interface CommandQueueOptions {
   /** How long a record outlives its token expiry or its last state change, ms. Default 10 min. */
   retainMs?: number;
+  /**
+   * A taken command that no gateway state (GATEWAY_STATES) has been recorded for within this long is held
+   * again by `reapExpired` (the node that took it may have died before writing it). Default 15 s.
+   */
+  redeliverAfterMs?: number;
 }
 
 export const DEFAULT_COMMAND_RETAIN_MS = 10 * 60 * 1000;
+export const DEFAULT_REDELIVER_AFTER_MS = 15_000;
 
 interface Entry {
   record: CommandRecord;
@@ -36,10 +42,14 @@ export class MemoryCommandQueue implements CommandQueue {
   readonly #records = new Map<string, Entry>();
   /** gateway → held commands, oldest first. */
   readonly #held = new Map<string, Held[]>();
+  /** Taken, not yet acknowledged by a gateway state: jti → lease deadline. */
+  readonly #inFlight = new Map<string, { gateway: string; expiresAt: number; deadline: number }>();
+  readonly #redeliverAfterMs: number;
 
   constructor(clock: Clock, options: CommandQueueOptions = {}) {
     this.#clock = clock;
     this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
+    this.#redeliverAfterMs = options.redeliverAfterMs ?? DEFAULT_REDELIVER_AFTER_MS;
   }
 
   async claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult> {
@@ -70,6 +80,7 @@ export class MemoryCommandQueue implements CommandQueue {
     if (!entry) return;
     entry.record.state = state;
     entry.keepUntil = Math.max(entry.keepUntil, this.#clock.now() + this.#retainMs);
+    if (GATEWAY_STATES.has(state)) this.#inFlight.delete(command);
   }
 
   async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {
@@ -94,7 +105,14 @@ export class MemoryCommandQueue implements CommandQueue {
     for (const held of queue) {
       // Expired ones stay for reapExpired, which reports them `expired` to their senders.
       if (held.expiresAt <= now) kept.push(held);
-      else this.#pushRecord(taken, held.command);
+      else {
+        this.#pushRecord(taken, held.command);
+        this.#inFlight.set(held.command, {
+          gateway,
+          expiresAt: held.expiresAt,
+          deadline: now + this.#redeliverAfterMs,
+        });
+      }
     }
     this.#setQueue(gateway, kept);
     return taken;
@@ -102,6 +120,15 @@ export class MemoryCommandQueue implements CommandQueue {
 
   async reapExpired(now: number): Promise<CommandRecord[]> {
     const reaped: CommandRecord[] = [];
+    // Taken but never acknowledged: hold again (or, if its token ran out meanwhile, report it expired).
+    for (const [command, f] of this.#inFlight) {
+      if (f.deadline > now) continue;
+      this.#inFlight.delete(command);
+      if (f.expiresAt <= now) this.#pushRecord(reaped, command);
+      else if (!this.#queue(f.gateway).some((h) => h.command === command)) {
+        this.#queue(f.gateway).push({ command, expiresAt: f.expiresAt });
+      }
+    }
     for (const [gateway, queue] of this.#held) {
       const kept: Held[] = [];
       for (const held of queue) {
@@ -121,6 +148,7 @@ export class MemoryCommandQueue implements CommandQueue {
     this.#held.delete(gateway);
     const dropped: CommandRecord[] = [];
     for (const held of queue) this.#pushRecord(dropped, held.command);
+    for (const [command, f] of this.#inFlight) if (f.gateway === gateway) this.#inFlight.delete(command);
     return dropped;
   }
 

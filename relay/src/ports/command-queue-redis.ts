@@ -10,6 +10,7 @@
  * | `sr:{cmdq}:rec`   | hash   | held jti → record JSON (so take returns records in the same script)       |
  * | `sr:{cmdq}:ctr`   | string | queue order counter                                                      |
  * | `sr:{cmdq}:take:<id>` | list | one take's result for a minute (a retry after a lost reply gets it) |
+ * | `sr:{cmdq}:inflight` / `:inrec` | zset / hash | taken, not yet acknowledged by a gateway state: redelivery deadline, `<gw> <exp> <record>` |
  *
  * Claim-once is a Lua check of `k` against the node clock (so retention follows the injected clock exactly
  * like the memory queue; the PEXPIRE is only the garbage collector). Every key shares the `{cmdq}` hash tag:
@@ -17,10 +18,15 @@
  * exactly one of take, reap or drop. The volume is one record per command, small for one shard.
  */
 import { randomBytes } from 'node:crypto';
-import type { CommandState } from '@scanrelay/protocol';
+import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
 import type { Clock } from '../core/clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
-import { type CommandQueueOptions, DEFAULT_COMMAND_RETAIN_MS, validateRecord } from './command-queue-memory.js';
+import {
+  type CommandQueueOptions,
+  DEFAULT_COMMAND_RETAIN_MS,
+  DEFAULT_REDELIVER_AFTER_MS,
+  validateRecord,
+} from './command-queue-memory.js';
 import { PortError } from './errors.js';
 import { assertId, assertTokenId } from './ids.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -28,6 +34,7 @@ import type { RedisConnection } from './redis-connection.js';
 const Q = 'sr:{cmdq}';
 const HELD = [`${Q}:q`, `${Q}:exp`, `${Q}:m`, `${Q}:rec`];
 const COUNTER = `${Q}:ctr`;
+const IN_FLIGHT = [`${Q}:inflight`, `${Q}:inrec`];
 /** Redis keeps a record this long past its keep-until, in case node clocks disagree a little. */
 const TTL_SLACK_MS = 60 * 60 * 1000;
 const REAP_BATCH = 500;
@@ -44,11 +51,13 @@ export class RedisCommandQueue implements CommandQueue {
   readonly #conn: RedisConnection;
   readonly #clock: Clock;
   readonly #retainMs: number;
+  readonly #redeliverAfterMs: number;
 
   constructor(conn: RedisConnection, clock: Clock, options: CommandQueueOptions = {}) {
     this.#conn = conn;
     this.#clock = clock;
     this.#retainMs = options.retainMs ?? DEFAULT_COMMAND_RETAIN_MS;
+    this.#redeliverAfterMs = options.redeliverAfterMs ?? DEFAULT_REDELIVER_AFTER_MS;
   }
 
   async claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult> {
@@ -90,8 +99,8 @@ export class RedisCommandQueue implements CommandQueue {
     assertTokenId(command, 'command id');
     await this.#conn.script(
       'command-set-state',
-      [commandKey(command)],
-      [state, this.#clock.now(), this.#retainMs, TTL_SLACK_MS],
+      [commandKey(command), ...IN_FLIGHT],
+      [state, this.#clock.now(), this.#retainMs, TTL_SLACK_MS, GATEWAY_STATES.has(state) ? '1' : ''],
     );
   }
 
@@ -113,7 +122,11 @@ export class RedisCommandQueue implements CommandQueue {
     // One id per call: a retry after a lost reply returns what the first execution took (held-take.lua).
     const resultKey = `${Q}:take:${randomBytes(12).toString('hex')}`;
     const reply = (await this.#retryUnavailable(() =>
-      this.#conn.script('held-take', [...HELD, resultKey], [gateway, now, TAKE_RESULT_TTL_MS]),
+      this.#conn.script(
+        'held-take',
+        [...HELD, resultKey, ...IN_FLIGHT],
+        [gateway, now, TAKE_RESULT_TTL_MS, this.#redeliverAfterMs],
+      ),
     )) as string[];
     return this.#withCurrentState(reply);
   }
@@ -121,7 +134,11 @@ export class RedisCommandQueue implements CommandQueue {
   async reapExpired(now: number): Promise<CommandRecord[]> {
     const out: CommandRecord[] = [];
     for (;;) {
-      const reply = (await this.#conn.script('held-reap', HELD, [now, REAP_BATCH])) as string[];
+      const reply = (await this.#conn.script(
+        'held-reap',
+        [...HELD, COUNTER, ...IN_FLIGHT],
+        [now, REAP_BATCH],
+      )) as string[];
       out.push(...(await this.#withCurrentState(reply)));
       if (reply.length < REAP_BATCH) return out;
     }
@@ -129,7 +146,7 @@ export class RedisCommandQueue implements CommandQueue {
 
   async dropGateway(gateway: string): Promise<CommandRecord[]> {
     assertId(gateway, 'gateway');
-    const reply = (await this.#conn.script('held-drop', HELD, [gateway])) as string[];
+    const reply = (await this.#conn.script('held-drop', [...HELD, ...IN_FLIGHT], [gateway])) as string[];
     return this.#withCurrentState(reply);
   }
 

@@ -14,6 +14,8 @@ export interface CommandQueueFixture {
   clock: ManualClock;
   /** Retention after expiry the implementation was built with (ms). */
   retainMs: number;
+  /** Redelivery lease the implementation was built with (ms). */
+  redeliverAfterMs: number;
   close(): Promise<void>;
 }
 
@@ -246,6 +248,36 @@ export function commandQueueContract(name: string, factory: CommandQueueFactory)
         .map((r) => r.command)
         .filter((c) => rs.some((r) => r.command === c));
       expect(seen.sort()).toEqual(rs.map((r) => r.command).sort());
+    });
+
+    it('holds a taken command again when no gateway state was recorded for it within the lease (the taker died)', async () => {
+      const { queue, other, clock, redeliverAfterMs } = await make();
+      const gw = uniqueId('gw');
+      const [lost, acked, late] = [
+        record(clock, gw),
+        record(clock, gw),
+        record(clock, gw, { expiresAt: clock.now() + redeliverAfterMs / 2 }),
+      ];
+      for (const r of [lost, acked, late]) await queue.claim(r, { maxDepth: 10 });
+      expect(await queue.take(gw, clock.now())).toHaveLength(3);
+      await queue.setState(lost.command, 'delivered');
+      await other.setState(acked.command, 'verified');
+      clock.advance(redeliverAfterMs - 1);
+      expect((await queue.reapExpired(clock.now())).filter((r) => r.gateway === gw)).toEqual([]);
+      expect(await queue.depth(gw)).toBe(0);
+      clock.advance(2);
+      // Past the lease: the unacknowledged one is held again; the one whose token ran out meanwhile is expired.
+      const reapers = await Promise.all([queue.reapExpired(clock.now()), other.reapExpired(clock.now())]);
+      expect(
+        reapers
+          .flat()
+          .filter((r) => r.gateway === gw)
+          .map((r) => r.command),
+      ).toEqual([late.command]);
+      expect(await queue.depth(gw)).toBe(1);
+      const again = await other.take(gw, clock.now());
+      expect(again.map((r) => r.command)).toEqual([lost.command]);
+      expect(again[0]!.state).toBe('delivered');
     });
 
     it('dropGateway removes and returns everything held for that gateway only', async () => {

@@ -58,7 +58,7 @@ presenceContract('memory', async () => {
 commandQueueContract('memory', async () => {
   const clock = new ManualClock();
   const queue = new MemoryCommandQueue(clock, { retainMs: 120_000 });
-  return { queue, other: queue, clock, retainMs: 120_000, close: async () => {} };
+  return { queue, other: queue, clock, retainMs: 120_000, redeliverAfterMs: 15_000, close: async () => {} };
 });
 
 registryContract('memory', async () => {

@@ -161,10 +161,18 @@ describe('Redis ports under failure', () => {
       },
       { maxDepth: 10 },
     );
-    const keys = ['sr:{cmdq}:q', 'sr:{cmdq}:exp', 'sr:{cmdq}:m', 'sr:{cmdq}:rec', `sr:{cmdq}:take:${uniqueId('call')}`];
-    const first = (await c.script('held-take', keys, [gw, clock.now(), 60_000])) as string[];
+    const keys = [
+      'sr:{cmdq}:q',
+      'sr:{cmdq}:exp',
+      'sr:{cmdq}:m',
+      'sr:{cmdq}:rec',
+      `sr:{cmdq}:take:${uniqueId('call')}`,
+      'sr:{cmdq}:inflight',
+      'sr:{cmdq}:inrec',
+    ];
+    const first = (await c.script('held-take', keys, [gw, clock.now(), 60_000, 15_000])) as string[];
     // The "retry": same call id, after the first execution already removed the command from the queue.
-    const again = (await c.script('held-take', keys, [gw, clock.now(), 60_000])) as string[];
+    const again = (await c.script('held-take', keys, [gw, clock.now(), 60_000, 15_000])) as string[];
     expect(first).toHaveLength(1);
     expect(again).toEqual(first);
     expect(await queue.take(gw, clock.now())).toEqual([]);

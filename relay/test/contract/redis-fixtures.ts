@@ -90,6 +90,7 @@ export function redisContracts(name: string, target: RedisTarget): void {
       other: new RedisCommandQueue(b, clock, { retainMs: 120_000 }),
       clock,
       retainMs: 120_000,
+      redeliverAfterMs: 15_000,
       close: async () => {
         await Promise.all([a.close(), b.close()]);
       },
