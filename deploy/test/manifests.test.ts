@@ -50,6 +50,7 @@ const RELAY_SETTINGS = new Set([
   'SCANRELAY_TRANSPORT',
   'SCANRELAY_LOG_LEVEL',
   'SCANRELAY_AUDIENCE',
+  'SCANRELAY_TRUST_PROXY',
   ...Object.keys(LIMIT_ENV),
 ]);
 
@@ -204,6 +205,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     for (const name of Object.keys(env)) expect(RELAY_SETTINGS.has(name), `${name} is not a relay setting`).toBe(true);
     const config = resolveConfig(configFromEnv(env));
     expect(config.redisUrl).toMatch(/^rediss:\/\//);
+    expect(config.trustProxy, 'behind the ingress, per-IP caps need the forwarded address').toBe(true);
     expect(config.port).toBe(d.spec.template.spec.containers[0].ports[0].containerPort);
     // The JWKS path is where the Secret volume is mounted.
     const jwksMount = c.volumeMounts.find((m: Loose) => config.manageJwks.startsWith(`${m.mountPath}/`));
@@ -296,6 +298,8 @@ describe('docker compose (deploy/compose)', () => {
       for (const k of Object.keys(env)) expect(RELAY_SETTINGS.has(k), `${name}: ${k}`).toBe(true);
       const config = resolveConfig(configFromEnv(env));
       expect(config.redisUrl).toBe(`redis://:${vars.SCANRELAY_REDIS_PASSWORD}@redis:6379/0`);
+      expect(config.trustProxy).toBe(true);
+      expect(compose.services[name]?.ports, `${name} must be reachable only through HAProxy`).toBeUndefined();
       expect(serviceMounts(compose, name).get(config.manageJwks), 'JWKS is a mounted secret').toBeDefined();
       ids.add(config.nodeId);
       // HAProxy sends to the port the relay listens on.
