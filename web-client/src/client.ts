@@ -25,7 +25,6 @@ import {
   decodeFrame,
   encodeMessage,
   MAX_TOKEN_LENGTH,
-  PATHS,
   ProtocolError,
   type RelayToBrowser,
   SUBPROTOCOLS,
@@ -38,7 +37,17 @@ import { Emitter } from './emitter.js';
 import { errorForClose, ScanRelayError } from './errors.js';
 import { Renewal } from './renewal.js';
 import { Subscription } from './subscription.js';
-import type { ClientEvents, ClientOptions, ClientState, SessionInfo, Timers, WebSocketLike } from './types.js';
+import { fetchToken } from './token.js';
+import { browserEndpoint, frameBytes, type TransportKind, TransportPolicy } from './transport.js';
+import type {
+  ClientEvents,
+  ClientOptions,
+  ClientState,
+  SessionInfo,
+  Timers,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './types.js';
 
 const TRANSITIONS: Readonly<Record<ClientState, readonly ClientState[]>> = {
   disconnected: ['connecting', 'closed'],
@@ -59,19 +68,6 @@ const defaultTimers: Timers = {
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof globalThis.setTimeout>),
 };
-
-/** Normalise the relay URL to its browser endpoint (ws/wss …/v1/browser). */
-export function browserEndpoint(url: string): string {
-  const u = new URL(url);
-  if (u.username || u.password || u.search || u.hash)
-    throw new ScanRelayError('connect_failed', 'the relay URL must not carry credentials, a query or a fragment');
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  else if (u.protocol === 'https:') u.protocol = 'wss:';
-  else if (u.protocol !== 'ws:' && u.protocol !== 'wss:')
-    throw new ScanRelayError('connect_failed', `unsupported relay URL scheme ${u.protocol}`);
-  if (!u.pathname.endsWith(PATHS.browser)) u.pathname = u.pathname.replace(/\/$/, '') + PATHS.browser;
-  return u.toString();
-}
 
 export class ScanRelayClient extends Emitter<ClientEvents> {
   readonly #url: string;
@@ -94,6 +90,12 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
   #lastError: ScanRelayError | undefined;
   #reconnectTimer: unknown;
   #connectTimer: unknown;
+  /** WebTransport only: the session must open within `openTimeoutMs`, else WebSocket is used. */
+  #openTimer: unknown;
+  readonly #transports: TransportPolicy;
+  #transport: TransportKind | undefined;
+  /** Set when WebTransport failed in this attempt; committed to the policy once the WebSocket opens. */
+  #pendingFallback: ScanRelayError | undefined;
   #pingTimer: unknown;
   #lastReceivedAt = 0;
   #lastPingAt = 0;
@@ -117,6 +119,7 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     if (!(this.#backoff.initialDelayMs > 0 && this.#backoff.maxDelayMs >= this.#backoff.initialDelayMs))
       throw new TypeError('options.reconnect needs 0 < initialDelayMs ≤ maxDelayMs');
+    this.#transports = new TransportPolicy(options.webTransport, options.storage);
     this.#renewal = new Renewal({
       now: this.#now,
       timers: this.#timers,
@@ -141,6 +144,13 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
   /** What the last `welcome` said (undefined before the first). */
   get session(): SessionInfo | undefined {
     return this.#session;
+  }
+  /**
+   * The transport of the current (or last) connection: `webtransport` or `websocket`; undefined before the first
+   * socket opened. The `transport` event reports each change.
+   */
+  get transport(): TransportKind | undefined {
+    return this.#transport;
   }
   /** Active subscriptions by site. */
   get subscriptions(): ReadonlyMap<string, Subscription> {
@@ -233,15 +243,35 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
       return;
     }
     if (this.#state !== 'connecting') return; // close() while fetching
+    this.#pendingFallback = undefined;
+    const wt = this.#transports.webTransport();
+    if (wt) this.#openSocket(token, 'webtransport', wt.url, wt.Socket);
+    else this.#openWebSocket(token);
+  }
+
+  #openWebSocket(token: string): void {
     const Ctor = this.#opts.WebSocket ?? (globalThis as { WebSocket?: ClientOptions['WebSocket'] }).WebSocket;
     if (!Ctor) {
       this.#stop(new ScanRelayError('connect_failed', 'no WebSocket implementation: pass options.WebSocket'), 1000, '');
       return;
     }
+    this.#openSocket(token, 'websocket', this.#url, Ctor);
+  }
+
+  /**
+   * Open one socket of `kind` and say hello on it. A WebTransport session that does not open (absent listener,
+   * blocked UDP, refused certificate, nothing within `openTimeoutMs`) is replaced at once by a WebSocket, still in
+   * `connecting`, and WebSocket is remembered for the session. One that opened and closes later is a normal close.
+   */
+  #openSocket(token: string, kind: TransportKind, url: string, Ctor: WebSocketConstructor): void {
     let socket: WebSocketLike;
     try {
-      socket = new Ctor(this.#url, [SUBPROTOCOLS[this.#codec]]);
+      socket = new Ctor(url, [SUBPROTOCOLS[this.#codec]]);
     } catch (err) {
+      if (kind === 'webtransport') {
+        this.#fallBack(token, err);
+        return;
+      }
       this.#scheduleReconnect(
         0,
         '',
@@ -252,12 +282,20 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
     this.#lastError = undefined;
+    let opened = false;
     this.#connectTimer = this.#timers.setTimeout(() => {
       if (this.#socket === socket && this.#state !== 'connected')
         this.#dropSocket(DEAD_LINK_CLOSE, 'no welcome in time');
     }, this.#opts.connectTimeoutMs ?? 10_000);
+    if (kind === 'webtransport')
+      this.#openTimer = this.#timers.setTimeout(() => {
+        if (this.#socket === socket && !opened) this.#fallBack(token, new Error('the session did not open in time'));
+      }, this.#transports.openTimeoutMs);
     socket.onopen = () => {
       if (this.#socket !== socket) return;
+      opened = true;
+      if (this.#openTimer !== undefined) this.#timers.clearTimeout(this.#openTimer);
+      this.#openTimer = undefined;
       if (socket.protocol !== SUBPROTOCOLS[this.#codec]) {
         this.#stop(
           new ScanRelayError('connect_failed', `the relay did not accept ${SUBPROTOCOLS[this.#codec]}`),
@@ -266,6 +304,7 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
         );
         return;
       }
+      this.#transportOpened(kind);
       this.#setState('authenticating');
       this.#lastReceivedAt = this.#now();
       this.#sendMessage({ type: 'hello', token }, true);
@@ -273,12 +312,55 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     socket.onmessage = (ev) => {
       if (this.#socket === socket) this.#receive(ev.data);
     };
-    socket.onerror = () => {
-      // Always followed by onclose, which decides what to do.
+    let failure: unknown;
+    socket.onerror = (ev) => {
+      // Always followed by onclose, which decides what to do; WebTransport's error says why it failed.
+      failure = (ev as { error?: unknown } | undefined)?.error;
     };
     socket.onclose = (ev) => {
-      if (this.#socket === socket) this.#closed(ev.code, ev.reason);
+      if (this.#socket !== socket) return;
+      // Closed before it opened, without an application close code: the transport itself failed.
+      if (kind === 'webtransport' && !opened && ev.code < 4000)
+        this.#fallBack(token, failure ?? new Error(`the session closed before it opened (code ${ev.code})`));
+      else this.#closed(ev.code, ev.reason);
     };
+  }
+
+  /**
+   * WebTransport failed to open: open a WebSocket now, in the same attempt. WebSocket is remembered for the
+   * session only if it then opens — when neither does, the relay is simply unreachable and the next attempt tries
+   * WebTransport again.
+   */
+  #fallBack(token: string, cause: unknown): void {
+    const socket = this.#socket;
+    this.#detach();
+    if (socket)
+      try {
+        socket.close(1000, 'falling back to WebSocket');
+      } catch {
+        // Never opened; nothing to close.
+      }
+    this.#pendingFallback = new ScanRelayError(
+      'connect_failed',
+      'WebTransport failed to open; using WebSocket for the rest of this session ' +
+        "(check the relay's WebTransport port, UDP reachability, proxies and certificate)",
+      { cause },
+    );
+    if (this.#state === 'connecting') this.#openWebSocket(token);
+  }
+
+  /** A socket opened: note the transport in use, and tell listeners when it changed. */
+  #transportOpened(kind: TransportKind): void {
+    let fallback: ScanRelayError | undefined;
+    if (kind === 'websocket' && this.#pendingFallback) {
+      this.#transports.fallBack();
+      fallback = this.#pendingFallback;
+    } else if (kind === 'websocket' && this.#transports.fallbackReason)
+      fallback = new ScanRelayError('connect_failed', `using WebSocket: ${this.#transports.fallbackReason}`);
+    this.#pendingFallback = undefined;
+    if (this.#transport === kind) return;
+    this.#transport = kind;
+    this.emit('transport', { transport: kind, fallback });
   }
 
   /** Close the current socket ourselves (dead link) and treat it as a transient close. */
@@ -356,8 +438,10 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
       socket.onclose = null;
       socket.onerror = () => undefined; // ws emits 'error' on late failures; keep one listener.
     }
-    for (const t of [this.#connectTimer, this.#pingTimer]) if (t !== undefined) this.#timers.clearTimeout(t);
+    for (const t of [this.#connectTimer, this.#openTimer, this.#pingTimer])
+      if (t !== undefined) this.#timers.clearTimeout(t);
     this.#connectTimer = undefined;
+    this.#openTimer = undefined;
     this.#pingTimer = undefined;
     this.#renewal.stop();
     for (const sub of this.#subs.values()) sub.suspend();
@@ -370,7 +454,7 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     this.#lastReceivedAt = this.#now();
     let msg: RelayToBrowser;
     try {
-      const frame = typeof data === 'string' ? data : toBytes(data);
+      const frame = typeof data === 'string' ? data : frameBytes(data);
       const decoded = decodeFrame(
         this.#codec,
         frame,
@@ -544,31 +628,16 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     return this.#token;
   }
 
-  async #fetchToken(): Promise<string> {
-    let token: unknown;
-    try {
-      token = await this.#opts.getToken();
-    } catch (err) {
-      throw new ScanRelayError(
-        'token_unavailable',
-        'getToken() failed; is the manage app reachable and the user signed in?',
-        { cause: err },
-      );
-    }
-    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH)
-      throw new ScanRelayError('token_unavailable', 'getToken() did not return a token string');
-    return token;
+  #fetchToken(): Promise<string> {
+    return fetchToken(
+      this.#opts.getToken,
+      this.#timers,
+      this.#opts.tokenTimeoutMs ?? this.#opts.connectTimeoutMs ?? 10_000,
+    );
   }
 
   #nextRef(kind: string): string {
     const rand = Math.floor(this.#random() * 0xffffffff).toString(36);
     return `${kind}-${(++this.#refCounter).toString(36)}-${rand}`;
   }
-}
-
-function toBytes(data: unknown): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new ProtocolError('bad_message', 'unsupported frame payload');
 }

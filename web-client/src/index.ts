@@ -12,10 +12,18 @@
  */
 export type { Codec, CommandState, PresenceEntry, SiteEvent, SnapshotEntry } from '@scanrelay/protocol';
 export { type BackoffOptions, DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
-export { browserEndpoint, ScanRelayClient } from './client.js';
+export { ScanRelayClient } from './client.js';
 export { CommandHandle, readJti } from './command.js';
 export { type ClientErrorCode, type LocalErrorCode, ScanRelayError } from './errors.js';
 export { Subscription } from './subscription.js';
+export {
+  browserEndpoint,
+  type CertificateHash,
+  type StorageLike,
+  type TransportKind,
+  type WebTransportClientOptions,
+  webTransportEndpoint,
+} from './transport.js';
 export type {
   ClientEvents,
   ClientOptions,

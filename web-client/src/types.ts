@@ -13,6 +13,7 @@ import type {
 } from '@scanrelay/protocol';
 import type { BackoffOptions } from './backoff.js';
 import type { ScanRelayError } from './errors.js';
+import type { StorageLike, TransportKind, WebTransportClientOptions } from './transport.js';
 
 /**
  * Client connection states. Every change goes through one `setState`, which refuses transitions not drawn here:
@@ -68,12 +69,29 @@ export interface ClientOptions {
   codec?: Codec;
   /** WebSocket constructor. Default `globalThis.WebSocket`; pass `ws`'s in Node. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Prefer WebTransport: each connection tries the relay's WebTransport listener first when an implementation
+   * exists (`globalThis.WebTransport`, or `webTransport.WebTransport`), and falls back to WebSocket (`url`) at once
+   * when the session does not open — remembering WebSocket for the rest of the session (in memory, and in
+   * `storage`) so later reconnects do not pay the failed attempt again. Unset: WebSocket only.
+   */
+  webTransport?: WebTransportClientOptions;
+  /**
+   * Where the WebTransport fallback is remembered across page loads of one tab. Default `sessionStorage` when
+   * available; `null` for memory only.
+   */
+  storage?: StorageLike | null;
   /** Reconnect backoff (full jitter). Default 0.5 s → 30 s. */
   reconnect?: BackoffOptions;
   /** Renew at most this long before the token expires, ms (never later than 3/4 of its remaining life). Default 30,000. */
   renewBeforeMs?: number;
   /** Time allowed from opening the socket to `welcome`, ms. Default 10,000. */
   connectTimeoutMs?: number;
+  /**
+   * Time allowed for `getToken()` to answer, ms; past it the attempt fails with `token_unavailable` (reported, then
+   * retried with backoff). Default `connectTimeoutMs` (10,000).
+   */
+  tokenTimeoutMs?: number;
   /** Largest frame accepted from the relay, bytes (a big site's snapshot can be large). Default 4 MiB. */
   maxInboundBytes?: number;
   /** Clock, ms epoch. Default `Date.now`. */
@@ -96,6 +114,11 @@ export interface SessionInfo {
 export interface ClientEvents {
   /** Every state change. */
   state: { from: ClientState; to: ClientState };
+  /**
+   * The transport in use changed (also on the first socket that opens). `fallback` says why WebSocket is used
+   * although WebTransport is configured: it failed to open now, earlier in this session, or is not available.
+   */
+  transport: { transport: TransportKind; fallback: ScanRelayError | undefined };
   /** A `welcome` arrived (first connection and every reconnection). */
   connected: SessionInfo;
   /** The socket closed; `reconnectInMs` is undefined when the client will not reconnect. */

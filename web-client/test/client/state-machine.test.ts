@@ -151,6 +151,29 @@ describe('client state machine (fake relay)', () => {
     expect(await handle.done).toMatchObject({ state: 'rejected', command: 'cmd-42', detail: { reason: 'expired' } });
   });
 
+  it('a getToken() that never answers is cut at tokenTimeoutMs: token_unavailable, then retried with backoff', async () => {
+    relay = await FakeRelay.start((c) => void greet(c));
+    let calls = 0;
+    const r = client({
+      tokenTimeoutMs: 100,
+      getToken: () => {
+        calls++;
+        // The manage app hangs on the first call only; the retry gets a token.
+        return calls === 1 ? new Promise<string>(() => undefined) : Promise.resolve('header.payload.signature');
+      },
+    });
+    r.client.connect();
+    const error = await r.nth('error', 1);
+    expect(error.code).toBe('token_unavailable');
+    expect(error.message).toMatch(/did not answer within 100 ms/);
+    const gone = await r.nth('disconnected', 1);
+    expect(gone.error?.code).toBe('token_unavailable');
+    expect(gone.reconnectInMs).toBeDefined();
+    expect(relay.connections).toHaveLength(0); // no socket was opened without a token
+    await r.nth('connected', 1);
+    expect(calls).toBe(2);
+  });
+
   it('full-jitter backoff stays within [0, min(max, initial·2ⁿ)]', () => {
     expect(fullJitterDelay(0, 0.999, DEFAULT_BACKOFF)).toBeLessThan(500);
     expect(fullJitterDelay(3, 0.5, DEFAULT_BACKOFF)).toBe(2000);

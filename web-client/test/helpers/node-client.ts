@@ -27,7 +27,7 @@ export function recordedClient(options: ClientOptions): Recorded {
   const client = new ScanRelayClient(options);
   const events: Recorded['events'] = [];
   const waiters: Array<() => void> = [];
-  for (const type of ['state', 'connected', 'disconnected', 'renewed', 'error', 'closed'] as const)
+  for (const type of ['state', 'transport', 'connected', 'disconnected', 'renewed', 'error', 'closed'] as const)
     client.on(type, (payload) => {
       events.push({ type, payload } as never);
       for (const w of [...waiters]) w();
