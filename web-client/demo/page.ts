@@ -24,6 +24,8 @@ interface ClinicParticipant {
 interface ClinicInfo {
   user: { id: string; name: string };
   relayUrl: string;
+  /** The relay's WebTransport listener, when the demo enabled it: tried first, WebSocket as fallback. */
+  webTransport?: { url: string; certSha256?: string };
   sites: { site: string; participants: ClinicParticipant[] }[];
 }
 
@@ -232,9 +234,20 @@ async function main(): Promise<void> {
     return;
   }
   const info = (await res.json()) as ClinicInfo;
+  const wt = info.webTransport;
   const client = new ScanRelayClient({
     url: info.relayUrl,
     getToken: async () => (await post<{ token: string }>('/api/token', {})).token,
+    ...(wt
+      ? {
+          webTransport: {
+            url: wt.url,
+            ...(wt.certSha256
+              ? { serverCertificateHashes: [{ algorithm: 'sha-256' as const, value: wt.certSha256 }] }
+              : {}),
+          },
+        }
+      : {}),
   });
   app.replaceChildren();
   for (const s of info.sites) app.append(siteSection(client, s.site, s.participants));
@@ -247,6 +260,13 @@ async function main(): Promise<void> {
     connState.className = `badge ${to === 'connected' ? 'ok' : to === 'closed' ? 'bad' : 'warn'}`;
     connState.dataset.state = to;
     if (to === 'reconnecting' || to === 'connected') log(`relay connection: ${to}`);
+  });
+  client.on('transport', ({ transport, fallback }) => {
+    connState.dataset.transport = transport;
+    if (fallback) connState.dataset.fallback = 'true';
+    log(
+      `relay transport: ${transport === 'webtransport' ? 'WebTransport' : 'WebSocket'}${fallback ? ` (${fallback.message})` : ''}`,
+    );
   });
   let connects = 0;
   client.on('connected', () => {

@@ -65,6 +65,14 @@ export interface DemoServerOptions {
   now?: () => number;
 }
 
+/** The relay's WebTransport listener as the page is told about it. */
+export interface DemoWebTransport {
+  /** `https://127.0.0.1:<port>` */
+  url: string;
+  /** SHA-256 of the listener's self-signed certificate, hex; omitted for a CA-issued one. */
+  certSha256?: string;
+}
+
 interface Login {
   user: DemoUser;
   /** The `sid` claim: one per sign-in. */
@@ -82,6 +90,7 @@ export class DemoServer {
   readonly #gateways = new Map<string, string>();
   readonly #clinic: Participant[];
   #relayUrl = '';
+  #webTransport: DemoWebTransport | undefined;
   #script = '';
   #port = 0;
 
@@ -136,6 +145,14 @@ export class DemoServer {
   /** Where the page connects (the relay's base URL, e.g. ws://127.0.0.1:7070). */
   setRelayUrl(url: string): void {
     this.#relayUrl = url;
+  }
+
+  /**
+   * Offer the relay's WebTransport listener to the page (tried first, WebSocket as fallback). `certSha256` pins a
+   * self-signed certificate (browsers accept that only for ECDSA and ≤ 14 days). Undefined: WebSocket only.
+   */
+  setWebTransport(wt: DemoWebTransport | undefined): void {
+    this.#webTransport = wt;
   }
 
   /** The gateway serving `site` (known once it is enrolled). Commands for a site without one get 503. */
@@ -230,7 +247,12 @@ export class DemoServer {
           stationAet: p.stationAet,
         })),
     }));
-    json(res, 200, { user: { id: login.user.id, name: login.user.name }, relayUrl: this.#relayUrl, sites });
+    json(res, 200, {
+      user: { id: login.user.id, name: login.user.name },
+      relayUrl: this.#relayUrl,
+      ...(this.#webTransport ? { webTransport: this.#webTransport } : {}),
+      sites,
+    });
   }
 
   async #commandApi(res: ServerResponse, login: Login, input: Record<string, unknown>): Promise<void> {
@@ -283,7 +305,10 @@ export class DemoServer {
   }
 
   #securityHeaders(res: ServerResponse): void {
-    const relay = this.#relayUrl ? ` ${relayOrigins(this.#relayUrl).join(' ')}` : '';
+    const relay = [this.#relayUrl, this.#webTransport?.url]
+      .filter((u): u is string => !!u)
+      .map((u) => ` ${relayOrigins(u).join(' ')}`)
+      .join('');
     res.setHeader(
       'content-security-policy',
       `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'${relay}; ` +

@@ -28,6 +28,7 @@ import { createRelay, MemoryHub, type Relay } from '@scanrelay/relay';
 import type { Logger } from 'pino';
 import type { SiteInfo } from './clinic.js';
 import { DEFAULT_SITES, DemoServer, type DemoServerOptions } from './server.js';
+import { type DemoWebTransportMode, prepareWebTransport, type WebTransportTls } from './webtransport.js';
 
 /** The gateway's own AE title on its DICOM SCPs. */
 const GATEWAY_AET = 'SCANRELAY';
@@ -48,6 +49,13 @@ export interface StackOptions {
   /** Relay timings override (tests shorten the expiry warning). */
   relayTimings?: { expiryWarningMs?: number; shutdownGraceMs?: number };
   demo?: Partial<Pick<DemoServerOptions, 'users' | 'commandTtlSeconds'>>;
+  /**
+   * Offer WebTransport to the page (`SCANRELAY_DEMO_WEBTRANSPORT`): `auto` (default) only when the relay can serve
+   * HTTP/3, `on` always (the page falls back to WebSocket when it cannot connect), `off` never.
+   */
+  webTransport?: DemoWebTransportMode;
+  /** The relay's WebTransport port (`SCANRELAY_WEBTRANSPORT_PORT`). Default 0 (a free one; kept across restarts). */
+  webTransportPort?: number;
 }
 
 export interface SiteStack {
@@ -62,6 +70,8 @@ export interface Stack {
   demo: DemoServer;
   readonly relay: Relay;
   relayUrl: string;
+  /** `https://127.0.0.1:<port>` when the relay serves WebTransport and the page is offered it. */
+  webTransportUrl: string | undefined;
   sites: SiteStack[];
   dataDir: string;
   /**
@@ -103,6 +113,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // Memory ports shared through a hub outlive one relay instance, like Redis outlives a relay process.
     const hub = new MemoryHub();
     let port = opts.relayPort ?? 0;
+    let wtPort = opts.webTransportPort ?? 0;
+    let wt: WebTransportTls | undefined = await prepareWebTransport(
+      opts.webTransport ?? 'auto',
+      join(dataDir, 'relay-tls'),
+      log.child({ part: 'relay' }),
+    );
     const makeRelay = async (): Promise<Relay> => {
       const r = await createRelay(
         {
@@ -114,22 +130,35 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
           dataDir: join(dataDir, 'relay'),
           nodeId: 'demo-relay',
           timings: { shutdownGraceMs: 1_000, ...opts.relayTimings },
+          ...(wt ? { webTransportPort: wtPort, webTransportCert: wt.cert, webTransportKey: wt.key } : {}),
         },
         { memoryHub: hub, logger: log.child({ part: 'relay' }), defaultMetrics: false },
       );
       try {
         port = await r.listen();
+        if (wt) wtPort = r.webTransportPort ?? wtPort;
       } catch (err) {
         await r.close();
         throw err;
       }
       return r;
     };
-    let relay = await makeRelay();
+    let relay: Relay;
+    try {
+      relay = await makeRelay();
+    } catch (err) {
+      // WebTransport is an extra: if the relay cannot start with it, start without it.
+      if (!wt) throw err;
+      log.warn({ err: (err as Error).message }, 'the relay could not serve WebTransport; the demo stays on WebSocket');
+      wt = undefined;
+      relay = await makeRelay();
+    }
     cleanups.push(() => relay.close());
     const relayBase = `http://127.0.0.1:${port}`;
     const relayUrl = `ws://127.0.0.1:${port}`;
     demo.setRelayUrl(relayUrl);
+    const webTransportUrl = wt ? `https://127.0.0.1:${wtPort}` : undefined;
+    if (wt && webTransportUrl) demo.setWebTransport({ url: webTransportUrl, certSha256: wt.sha256 });
 
     const siteStacks: SiteStack[] = [];
     for (const info of sites) {
@@ -145,6 +174,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         return relay;
       },
       relayUrl,
+      webTransportUrl,
       sites: siteStacks,
       dataDir,
       async restartRelay(whileDown) {

@@ -4,10 +4,12 @@
  *
  * Settings: SCANRELAY_DEMO_PORT (page, default 8080), SCANRELAY_PORT (relay, default: a free port),
  * SCANRELAY_DEMO_DATA_DIR (keep keys and gateway state between runs; default: a temp dir removed on exit),
- * SCANRELAY_LOG_LEVEL (JSON logs on stderr, default warn).
+ * SCANRELAY_LOG_LEVEL (JSON logs on stderr, default warn), SCANRELAY_DEMO_WEBTRANSPORT (auto | on | off, default
+ * auto: only where the relay can serve HTTP/3), SCANRELAY_WEBTRANSPORT_PORT (default: a free port).
  */
 import { pino } from 'pino';
 import { startStack } from './stack-lib.js';
+import { type DemoWebTransportMode, WEBTRANSPORT_MODES } from './webtransport.js';
 
 function portSetting(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -28,10 +30,18 @@ if (!LEVELS.includes(level)) {
 }
 const logger = pino({ level, base: { app: 'scanrelay-demo' } }, pino.destination(2));
 
+const wtMode = process.env.SCANRELAY_DEMO_WEBTRANSPORT || 'auto';
+if (!WEBTRANSPORT_MODES.includes(wtMode as DemoWebTransportMode)) {
+  process.stderr.write(`SCANRELAY_DEMO_WEBTRANSPORT: "${wtMode.slice(0, 16)}" must be auto, on or off\n`);
+  process.exit(78);
+}
+
 const stack = await startStack({
   logger,
   demoPort: portSetting('SCANRELAY_DEMO_PORT', 8080),
   relayPort: portSetting('SCANRELAY_PORT', 0),
+  webTransport: wtMode as DemoWebTransportMode,
+  webTransportPort: portSetting('SCANRELAY_WEBTRANSPORT_PORT', 0),
   ...(process.env.SCANRELAY_DEMO_DATA_DIR ? { dataDir: process.env.SCANRELAY_DEMO_DATA_DIR } : {}),
 }).catch((err: unknown) => {
   const e = err as NodeJS.ErrnoException;
@@ -51,6 +61,9 @@ const lines = [
   '',
   `  manage app (demo)   ${stack.demo.url}  signs session and command tokens; JWKS ${stack.demo.url}/.well-known/jwks.json`,
   `  relay (embedded)    ${stack.relayUrl}/v1/browser  and /v1/gateway; health http://127.0.0.1:${stack.relay.port}/healthz`,
+  stack.webTransportUrl
+    ? `  WebTransport        ${stack.webTransportUrl}/v1/browser (self-signed, pinned by the page; WebSocket is the fallback)`
+    : '  WebTransport        off (SCANRELAY_DEMO_WEBTRANSPORT=on to offer it; see web-client/README.md)',
   ...stack.sites.map(
     (s) =>
       `  ${s.site.padEnd(19)} gateway ${s.gateway}, DICOM SCP 127.0.0.1:${s.dicomPort}, modality simulator working its worklist`,

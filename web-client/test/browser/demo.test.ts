@@ -22,6 +22,9 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     stack = await testStack({
       sessionTtlSeconds: SESSION_TTL_S,
+      // The relay serves WebTransport and the page tries it first; Chromium runs with --disable-quic (and the
+      // relay has no HTTP/3 here), so every page shows the fallback to WebSocket.
+      webTransport: 'on',
       // Worklist polls 1.5 s apart leave the restart test a window between "on worklist" and the scan.
       simulator: { pollIntervalMs: 1500, examDelayMs: 300, imageIntervalMs: 100, images: 2 },
     });
@@ -45,7 +48,10 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('console', (m) => {
       // Chromium logs every refused reconnect attempt while the relay restarts: expected, not a page error.
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) pageErrors.push(m.text());
+      // Likewise the refused WebTransport attempt before the fallback to WebSocket.
+      const expected =
+        /WebSocket connection to .* failed|Failed to establish a connection to https:\/\/.*\/v1\/browser/;
+      if (m.type() === 'error' && !expected.test(m.text())) pageErrors.push(m.text());
     });
     return page;
   }
@@ -84,6 +90,40 @@ describe('demo page in Chromium', { timeout: 120_000 }, () => {
     await screenshot(page, 'board-768-completed');
     await page.setViewportSize({ width: 1280, height: 900 });
     await screenshot(page, 'board-1280-completed');
+  });
+
+  it('WebTransport offered but unreachable: the page falls back to WebSocket, remembers it for the tab, and works', async () => {
+    expect(stack.webTransportUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const page = await newPage();
+    // Count the page's native WebTransport attempts (per page load).
+    await page.addInitScript(() => {
+      const w = window as unknown as { WebTransport?: new (...a: unknown[]) => object; __wtAttempts?: number };
+      const Native = w.WebTransport;
+      if (!Native) return;
+      w.WebTransport = class extends Native {
+        constructor(...args: unknown[]) {
+          super(...args);
+          w.__wtAttempts = (w.__wtAttempts ?? 0) + 1;
+        }
+      };
+    });
+    const attempts = () => page.evaluate(() => (window as unknown as { __wtAttempts?: number }).__wtAttempts ?? 0);
+    await signIn(page, stack, /site A/);
+    const conn = page.locator('#conn-state');
+    await page.locator('#conn-state[data-transport="websocket"][data-fallback="true"]').waitFor();
+    expect(await attempts()).toBe(1);
+    const key = `scanrelay.transport:${stack.webTransportUrl}/v1/browser`;
+    expect(await page.evaluate((k) => sessionStorage.getItem(k), key)).toBe('websocket');
+    expect(await page.locator('ol.log').textContent()).toContain('WebTransport failed to open');
+    // It works over WebSocket.
+    const p = siteA()[1]!; // only focused (never sent) by the first test
+    await row(page, p.accession).getByRole('button').click();
+    await phase(page, p.accession, 'completed');
+    // A reload in the same tab goes straight to WebSocket: no second WebTransport attempt.
+    await page.reload();
+    await page.locator('#conn-state[data-state="connected"]').waitFor();
+    expect(await conn.getAttribute('data-transport')).toBe('websocket');
+    expect(await attempts()).toBe(0);
   });
 
   it('renews an expiring session in-band: no reload, no reconnect, nothing lost', async () => {

@@ -124,6 +124,25 @@ describe('demo manage app', () => {
     expect(script.headers.get('content-type')).toContain('javascript');
   });
 
+  it('offers the relay’s WebTransport listener to the page: its pin in /api/clinic, its origin in connect-src', async () => {
+    const cookie = await signIn('clinician-a');
+    const before = (await (await fetch(`${server.url}/api/clinic`, { headers: { cookie } })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(before.webTransport).toBeUndefined();
+    server.setWebTransport({ url: 'https://127.0.0.1:7443', certSha256: 'ab'.repeat(32) });
+    const info = (await (await fetch(`${server.url}/api/clinic`, { headers: { cookie } })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(info.webTransport).toEqual({ url: 'https://127.0.0.1:7443', certSha256: 'ab'.repeat(32) });
+    const csp = (await fetch(`${server.url}/`, { headers: { cookie } })).headers.get('content-security-policy')!;
+    expect(csp).toContain(
+      "connect-src 'self' ws://127.0.0.1:7070 ws://localhost:7070 https://127.0.0.1:7443 https://localhost:7443;",
+    );
+  });
+
   it('keeps its signing key private (0600) and the same across restarts', async () => {
     expect((await stat(join(dir, 'manage-key.json'))).mode & 0o777).toBe(0o600);
     const kid = server.signer.jwks.keys[0]!.kid;
