@@ -18,8 +18,8 @@ export async function createRedisPorts(opts: CreatePortsOptions & { redisUrls: s
   return {
     bus,
     eventLog: new RedisEventLog(conn, opts.eventLog, opts.clock),
-    presence: new RedisPresence(conn, opts.clock),
-    commands: new RedisCommandQueue(conn, opts.clock),
+    presence: new RedisPresence(conn, opts.clock, opts.presence),
+    commands: new RedisCommandQueue(conn, opts.clock, opts.commands),
     registry: new RedisRegistry(conn, opts.clock),
     async close() {
       await bus.close();

@@ -5,14 +5,14 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { MemoryBus, MemoryBusHub } from './bus-memory.js';
-import { MemoryCommandQueue } from './command-queue-memory.js';
+import { type CommandQueueOptions, MemoryCommandQueue } from './command-queue-memory.js';
 import type { EventLogLimits } from './event-log.js';
 import { MemoryEventLog } from './event-log-memory.js';
 import { validateLimits } from './event-log-shared.js';
 import { assertNodeId } from './ids.js';
 import type { Ports } from './index.js';
 import { MemoryHub, type SharedStores } from './memory-hub.js';
-import { MemoryPresence } from './presence-memory.js';
+import { MemoryPresence, type PresenceOptions } from './presence-memory.js';
 import { FileRegistry } from './registry-file.js';
 
 export interface CreatePortsOptions {
@@ -31,6 +31,10 @@ export interface CreatePortsOptions {
   eventLog: EventLogLimits;
   /** Memory only: share the bus and stores with other nodes in this process (tests). */
   memoryHub?: MemoryHub;
+  /** Command retention and redelivery lease (defaults: 10 min, 15 s). */
+  commands?: CommandQueueOptions;
+  /** How long offline gateways stay listed (default 24 h). */
+  presence?: PresenceOptions;
 }
 
 export async function createPorts(opts: CreatePortsOptions): Promise<Ports> {
@@ -53,8 +57,8 @@ async function createMemoryPorts(opts: CreatePortsOptions): Promise<Ports> {
     const publisher = new MemoryBus(busHub, logger);
     return {
       eventLog: new MemoryEventLog(opts.eventLog, opts.clock, { publish: (c, p) => publisher.publish(c, p) }),
-      presence: new MemoryPresence(opts.clock),
-      commands: new MemoryCommandQueue(opts.clock),
+      presence: new MemoryPresence(opts.clock, opts.presence),
+      commands: new MemoryCommandQueue(opts.clock, opts.commands),
       registry: await FileRegistry.open(opts.dataDir, opts.clock),
     };
   };

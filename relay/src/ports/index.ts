@@ -33,7 +33,9 @@ export interface Ports {
   close(): Promise<void>;
 }
 
+export type { CommandQueueOptions } from './command-queue-memory.js';
 export { type CreatePortsOptions, createPorts } from './create.js';
 export { PortError, type PortErrorCode } from './errors.js';
 export { DEFAULT_EVENT_LOG_LIMITS } from './event-log-shared.js';
 export { MemoryHub } from './memory-hub.js';
+export type { PresenceOptions } from './presence-memory.js';
