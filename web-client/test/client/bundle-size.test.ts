@@ -1,6 +1,6 @@
 /**
- * The library's size budget (README "Size"): the browser bundle of web-client/src — client, protocol schemas and
- * both codecs (msgpackr included) — minified and gzipped stays within 25 KiB.
+ * The library's size budget (README "Size"): the browser bundle of web-client/src — client, protocol schemas,
+ * both codecs (msgpackr included) and the WebTransport socket — minified and gzipped stays within 25 KiB.
  */
 
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,8 @@ describe('bundle size', () => {
     const inputs = Object.keys(result.metafile.inputs);
     expect(inputs.filter((i) => i.startsWith('node:') || /node_modules\/(ws|pino|jose)\//.test(i))).toEqual([]);
     expect(inputs.some((i) => i.includes('relay/protocol/src/schema.ts'))).toBe(true);
+    // WebTransport support ships in the same budget (the socket over one stream and its framing).
+    expect(inputs.some((i) => i.includes('relay/protocol/src/webtransport-socket.ts'))).toBe(true);
     expect(gzipped).toBeGreaterThan(1024);
     expect(gzipped).toBeLessThanOrEqual(BUDGET_BYTES);
   });
