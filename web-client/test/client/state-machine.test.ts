@@ -2,7 +2,7 @@
  * The client's state machine against a fake relay: close-code ranges decide reconnect or stop, the backoff is
  * full jitter, a silent link is replaced, a malformed frame is refused without dropping the connection.
  */
-import { SUBPROTOCOLS } from '@scanrelay/protocol';
+import { SUBPROTOCOLS, type WebTransportConstructor, type WebTransportLike } from '@scanrelay/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { DEFAULT_BACKOFF, fullJitterDelay, type WebSocketConstructor } from '../../src/index.js';
@@ -172,6 +172,85 @@ describe('client state machine (fake relay)', () => {
     expect(relay.connections).toHaveLength(0); // no socket was opened without a token
     await r.nth('connected', 1);
     expect(calls).toBe(2);
+  });
+
+  describe('WebTransport attempt (a stand-in implementation on the client side of the wire)', () => {
+    /** A WebTransport whose session never opens, or closes with `close` right after it is ready. */
+    function fakeWebTransport(behaviour: { close?: { closeCode: number; reason: string } }): {
+      Impl: WebTransportConstructor;
+      made: () => number;
+    } {
+      let made = 0;
+      class Fake implements WebTransportLike {
+        readonly ready: Promise<unknown>;
+        readonly closed: Promise<{ closeCode?: number; reason?: string }>;
+        constructor() {
+          made++;
+          const close = behaviour.close;
+          this.ready = close ? Promise.resolve() : new Promise(() => undefined);
+          this.closed = close
+            ? new Promise((resolve) => setTimeout(() => resolve(close), 10))
+            : new Promise(() => undefined);
+        }
+        async createBidirectionalStream() {
+          return {
+            readable: { getReader: () => ({ read: () => new Promise<never>(() => undefined) }) },
+            writable: { getWriter: () => ({ write: async () => undefined, close: async () => undefined }) },
+          };
+        }
+        close() {}
+      }
+      return { Impl: Fake, made: () => made };
+    }
+
+    it('a session that does not open within openTimeoutMs falls back to WebSocket in the same attempt', async () => {
+      relay = await FakeRelay.start((c) => void greet(c));
+      const wt = fakeWebTransport({});
+      const r = client({
+        storage: null,
+        webTransport: { url: 'https://127.0.0.1:1', WebTransport: wt.Impl, openTimeoutMs: 50 },
+      });
+      r.client.connect();
+      await r.nth('connected', 1);
+      expect(r.client.transport).toBe('websocket');
+      expect((await r.nth('transport', 1)).fallback?.code).toBe('connect_failed');
+      expect(r.count('disconnected')).toBe(0);
+      expect(wt.made()).toBe(1);
+    });
+
+    it('a relay close code (4503) before the session opened is the relay’s answer, not a reason to fall back', async () => {
+      relay = await FakeRelay.start((c) => void greet(c));
+      const wt = fakeWebTransport({ close: { closeCode: 4503, reason: 'forbidden' } });
+      const r = client({ storage: null, webTransport: { url: 'https://127.0.0.1:1', WebTransport: wt.Impl } });
+      r.client.connect();
+      const { error } = await r.nth('closed', 1);
+      expect(error?.code).toBe('forbidden');
+      expect(relay.connections).toHaveLength(0);
+      expect(r.count('transport')).toBe(0);
+    });
+
+    it('a storage that throws (sandboxed frame) still falls back and remembers in memory', async () => {
+      relay = await FakeRelay.start((c) => void greet(c));
+      const wt = fakeWebTransport({});
+      const throwing = {
+        getItem: (): string | null => {
+          throw new Error('SecurityError');
+        },
+        setItem: () => {
+          throw new Error('SecurityError');
+        },
+      };
+      const r = client({
+        storage: throwing,
+        webTransport: { url: 'https://127.0.0.1:1', WebTransport: wt.Impl, openTimeoutMs: 50 },
+      });
+      r.client.connect();
+      await r.nth('connected', 1);
+      relay.connections[0]!.ws.close(4001, 'rate_limited');
+      await r.nth('connected', 2);
+      expect(r.client.transport).toBe('websocket');
+      expect(wt.made()).toBe(1);
+    });
   });
 
   it('full-jitter backoff stays within [0, min(max, initial·2ⁿ)]', () => {
