@@ -29,7 +29,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import WebSocket from 'ws';
 import { mintAdmin, mintCommand, mintSession, type TestKey } from '../../relay/test/helpers/tokens.js';
 import { BrowserClient } from './helpers/browser-client.js';
-import { run, tempDir, waitFor } from './helpers/exec.js';
+import { run, waitFor } from './helpers/exec.js';
 import type { Managed } from './helpers/processes.js';
 import { GATEWAY_BIN, RELAY_BIN, Topology } from './helpers/topology.js';
 
@@ -211,7 +211,8 @@ describe('compose topology as processes: redis + 2 relays + haproxy (TLS) + gate
     const { gateway: id, activationCode } = JSON.parse(created.body) as { gateway: string; activationCode: string };
     gatewayId = id;
 
-    const stateDir = await tempDir('gateway-state');
+    // Inside the topology's temp dir, so it goes when the topology stops.
+    const stateDir = join(t().dir, 'gateway-state');
     const env = await t().gatewayEnv(stateDir);
     const activated = await run(
       process.execPath,
