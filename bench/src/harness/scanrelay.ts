@@ -200,6 +200,8 @@ export const BENCH_LIMIT_ENV: Record<string, string> = {
   SCANRELAY_GATEWAY_MESSAGES_PER_SECOND: '1000000',
   SCANRELAY_GATEWAY_MESSAGE_BURST: '1000000',
   SCANRELAY_GATEWAY_MAX_PENDING_MESSAGES: '100000',
+  // Stop quickly between arms (and within the harness's 5 s before SIGKILL, so --cpu-prof files get written).
+  SCANRELAY_SHUTDOWN_GRACE_MS: '500',
 };
 
 let relayNodeArgs: string[] = [];
