@@ -32,7 +32,7 @@ import {
   validateMessage,
 } from '@scanrelay/protocol';
 import { DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
-import { CommandHandle, readJti } from './command.js';
+import { CommandHandle, readJti, statusFromEvent } from './command.js';
 import { Emitter } from './emitter.js';
 import { errorForClose, ScanRelayError } from './errors.js';
 import { Renewal } from './renewal.js';
@@ -537,19 +537,8 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
 
   /** A `command.status` event from a site channel: feeds the handle with that `jti`, if it is ours. */
   #commandEvent(data: Record<string, unknown>): void {
-    const id = data.command;
-    if (typeof id !== 'string') return;
-    const handle = this.#commandsById.get(id);
-    if (!handle) return;
-    const state = data.state as CommandHandle['statuses'][number]['state'];
-    const detail = data.detail;
-    const progress = data.progress as { done: number; total: number } | undefined;
-    handle.push({
-      command: id,
-      state,
-      ...(detail && typeof detail === 'object' && !Array.isArray(detail) ? { detail: detail as never } : {}),
-      ...(progress ? { progress } : {}),
-    });
+    const status = statusFromEvent(data);
+    if (status) this.#commandsById.get(status.command)?.push(status);
   }
 
   #relayError(error: ScanRelayError): void {

@@ -116,3 +116,17 @@ export function readJti(token: string): string | undefined {
     return undefined;
   }
 }
+
+/** The command status a site channel's `command.status` event carries (its data was schema-checked by the relay). */
+export function statusFromEvent(data: Record<string, unknown>): CommandStatus | undefined {
+  const id = data.command;
+  if (typeof id !== 'string') return undefined;
+  const detail = data.detail;
+  const progress = data.progress as CommandStatus['progress'];
+  return {
+    command: id,
+    state: data.state as CommandState,
+    ...(detail && typeof detail === 'object' && !Array.isArray(detail) ? { detail: detail as never } : {}),
+    ...(progress ? { progress } : {}),
+  };
+}
