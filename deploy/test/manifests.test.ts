@@ -498,6 +498,14 @@ describe('Grafana dashboard and Prometheus example (deploy/grafana)', () => {
     const used = new Set(exprs.flatMap((e) => e.match(/\bscanrelay_[a-z0-9_]+/g) ?? []));
     expect(used.size).toBeGreaterThan(5);
     for (const name of used) expect(names.has(name), `${name} is not exported by RelayMetrics`).toBe(true);
+    // And the other way round: every relay-specific metric has a panel (process defaults are optional).
+    const own = [...names].filter((n) => !/_(bucket|sum|count)$/.test(n) && !n.startsWith('scanrelay_process_'));
+    const relaySpecific = own.filter((n) => !/^scanrelay_nodejs_/.test(n));
+    for (const name of relaySpecific)
+      expect(
+        exprs.some((e) => e.includes(name)),
+        `${name} has no dashboard panel`,
+      ).toBe(true);
   });
 
   it('covers connections by role, traffic, command states, fan-out quantiles, auth rejections and Redis', () => {
