@@ -306,9 +306,9 @@ export function svg(r: Report): string {
   const width = 720;
   const rowH = 28;
   const left = 220;
-  const height = 60 + rowH * data.length;
+  const height = 50 + rowH * data.length;
   const maxV = Math.max(1, ...data.map((d) => (Number.isFinite(d.max) ? d.max : 0))) * 1.1;
-  const x = (v: number): number => left + ((width - left - 40) * v) / maxV;
+  const x = (v: number): number => left + ((width - left - 150) * v) / maxV;
   const esc = (s: string): string => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c]!);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
@@ -324,8 +324,9 @@ export function svg(r: Report): string {
       );
       if (Number.isFinite(d.min) && Number.isFinite(d.max))
         parts.push(`<line x1="${x(d.min)}" x2="${x(d.max)}" y1="${y + 9}" y2="${y + 9}" stroke="#000"/>`);
+      const labelX = Math.max(x(d.med), Number.isFinite(d.max) ? x(d.max) : 0) + 6;
       parts.push(
-        `<text x="${x(d.med) + 6}" y="${y + 15}">${d.med.toFixed(2)} µs @ ${Math.round(d.offered / 1000)}k/s</text>`,
+        `<text x="${labelX}" y="${y + 15}">${d.med.toFixed(2)} µs @ ${Math.round(d.offered / 1000)}k/s</text>`,
       );
     }
   });
