@@ -3,14 +3,14 @@
  * `k6*` modules stay external, output in bench/k6/dist/. For the shim (`buildForShim`): the `k6*` modules are
  * replaced by bench/k6/shim/*, and the bundle runs in Node (used by CI through bench/test/k6-shim.test.ts).
  *
- *   node bench/dist/k6/build.js            # → bench/k6/dist/{fanout,command,connections}.js
+ *   node bench/dist/k6/build.js            # → bench/k6/dist/{fanout,command,connections,churn}.js
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 /** The k6 scripts, by file name without `.js`. */
-export const K6_SCRIPTS = ['fanout', 'command', 'connections'] as const;
+export const K6_SCRIPTS = ['fanout', 'command', 'connections', 'churn'] as const;
 export type K6Script = (typeof K6_SCRIPTS)[number];
 
 // This file runs from bench/k6 (source, under vitest) or bench/dist/k6 (built); find bench/k6 either way.

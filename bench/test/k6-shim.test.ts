@@ -86,6 +86,29 @@ describe.each(['json', 'msgpack'])('k6 scripts under the shim, codec %s', (codec
     expect(m.command_rtt!.count).toBe(20);
   }, 40_000);
 
+  it('churn: browsers dropped every few hundred ms resume with since and miss nothing', async () => {
+    const bundle = await buildForShim('churn', join(dir, `shim-${codec}`));
+    const summary = await runK6Script(bundle, {
+      env: {
+        BENCH: benchFile,
+        CODEC: codec,
+        SITES: '2',
+        SUBSCRIBERS: '2',
+        RATE: '30',
+        DURATION: '1.5',
+        DROP_EVERY: '0.3',
+        LEAD: '0.5',
+        TAIL: '1',
+      },
+      maxDurationMs: 30_000,
+    });
+    expect(summary.errors).toEqual([]);
+    const m = summary.metrics;
+    expect(m.reconnects!.values.count).toBeGreaterThan(4);
+    expect(m.events_lost!.values.count).toBe(0);
+    expect(m.resumed_without_resync!.values.rate).toBe(1);
+  }, 40_000);
+
   it('connections: every VU authenticates, subscribes and holds its socket', async () => {
     const bundle = await buildForShim('connections', join(dir, `shim-${codec}`));
     const summary = await runK6Script(bundle, {
