@@ -284,8 +284,10 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
     this.#lastError = undefined;
     let opened = false;
     this.#connectTimer = this.#timers.setTimeout(() => {
-      if (this.#socket === socket && this.#state !== 'connected')
-        this.#dropSocket(DEAD_LINK_CLOSE, 'no welcome in time');
+      if (this.#socket !== socket || this.#state === 'connected') return;
+      // (openTimeoutMs set longer than connectTimeoutMs: a session that never opened is still a fallback.)
+      if (kind === 'webtransport' && !opened) this.#fallBack(token, new Error('the session did not open in time'));
+      else this.#dropSocket(DEAD_LINK_CLOSE, 'no welcome in time');
     }, this.#opts.connectTimeoutMs ?? 10_000);
     if (kind === 'webtransport')
       this.#openTimer = this.#timers.setTimeout(() => {
