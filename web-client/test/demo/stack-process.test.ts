@@ -40,6 +40,8 @@ describe('npm start (demo/stack.js)', () => {
     const url = /Open (http:\/\/127\.0\.0\.1:\d+)\//.exec(p.out())![1]!;
     expect(p.out()).toMatch(/site-a\s+gateway gw-/);
     expect(p.out()).toMatch(/site-b\s+gateway gw-/);
+    // Default `auto`: no HTTP/3 module here, so WebTransport is not offered and the demo says how to turn it on.
+    expect(p.out()).toMatch(/WebTransport\s+off \(SCANRELAY_DEMO_WEBTRANSPORT=on/);
     const dataDir = /data directory\s+(\S+)/.exec(p.out())![1]!;
     expect(existsSync(dataDir)).toBe(true);
     const page = await fetch(`${url}/`);
@@ -58,5 +60,12 @@ describe('npm start (demo/stack.js)', () => {
     children.push(p.child);
     expect(await p.exit).toBe(78);
     expect(p.out()).toContain('SCANRELAY_DEMO_PORT');
+  });
+
+  it('refuses a bad SCANRELAY_DEMO_WEBTRANSPORT with exit 78 and names the setting', async () => {
+    const p = run({ SCANRELAY_DEMO_WEBTRANSPORT: 'yes' });
+    children.push(p.child);
+    expect(await p.exit).toBe(78);
+    expect(p.out()).toContain('SCANRELAY_DEMO_WEBTRANSPORT');
   });
 });
