@@ -321,7 +321,9 @@ function scanRelayArm(o: RelayArmOptions): ArmSpec {
             relay.browserUrl(),
             await manage.session(`user-${t}`, [`site-${t}`]),
             localAddress,
-          );
+          ).catch((err: Error) => {
+            throw new Error(`${err.message}${nodeState(nodes)}`);
+          });
           client.onEvent = (m) => {
             const data = m.data as { ts?: number } | undefined;
             if (m.kind === 'images.received' && typeof data?.ts === 'number') onEvent(Number(m.seq), data.ts);
@@ -354,6 +356,17 @@ function scanRelayArm(o: RelayArmOptions): ArmSpec {
       };
     },
   };
+}
+
+/** When a relay connection fails: whether each node still runs, and the tail of a dead one's output. */
+function nodeState(nodes: Array<Proc & { port: number }>): string {
+  const dead = nodes.filter((n) => n.child.exitCode !== null || n.child.signalCode !== null);
+  if (dead.length === 0) return ' (every relay node still running)';
+  return dead
+    .map(
+      (n) => ` (relay on port ${n.port} exited ${n.child.exitCode ?? n.child.signalCode}: ${n.output().slice(-600)})`,
+    )
+    .join('');
 }
 
 export type RelayMsg = Record<string, unknown> & { type: string };
