@@ -261,7 +261,7 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
   /**
    * Open one socket of `kind` and say hello on it. A WebTransport session that does not open (absent listener,
    * blocked UDP, refused certificate, nothing within `openTimeoutMs`) is replaced at once by a WebSocket, still in
-   * `connecting`, and WebSocket is remembered for the session. One that opened and closes later is a normal close.
+   * `connecting` (see `#fallBack`). One that opened and closes later is a normal close.
    */
   #openSocket(token: string, kind: TransportKind, url: string, Ctor: WebSocketConstructor): void {
     let socket: WebSocketLike;
