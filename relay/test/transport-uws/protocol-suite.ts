@@ -1,8 +1,7 @@
 /**
  * Runs the relay's protocol test suites (relay/test/integration, cluster/cross-node, regression) again with
- * SCANRELAY_TRANSPORT=uws: the
- * fixture (helpers/relay-fixture.ts) reads SCANRELAY_TEST_TRANSPORT, and importing a suite from a test file
- * registers its tests in that file. One wrapper per suite (on-uws/*.test.ts), so each suite's top-level hooks
+ * SCANRELAY_TRANSPORT=uws: the fixture (helpers/relay-fixture.ts) reads SCANRELAY_TEST_TRANSPORT, and importing
+ * a suite from a test file registers its tests in that file. One wrapper per suite (on-uws/*.test.ts), so each suite's top-level hooks
  * stay its own. Where the native uWS build does not load (Node 24 with the v20.30 build), the wrapper instead
  * checks that asking for uWS fails start-up with the operator-readable error; CI runs Node 20 as well.
  */
