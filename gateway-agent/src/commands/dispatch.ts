@@ -6,13 +6,16 @@
  *  delivered ─▶ verify ─✗─▶ rejected {reason}                      (bad token, wrong site/aud, bad args …)
  *                 │✓
  *                 ├─ outbox nearly full ─▶ rejected {outbox_full}
- *                 ├─ jti already seen ───▶ rejected {replayed}       (jti fsync'd BEFORE anything runs)
+ *                 ├─ jti already seen ───▶ rejected {replayed, previous?}   (jti fsync'd BEFORE anything runs)
  *                 ▼
  *              verified ─▶ running ─▶ progress* ─▶ completed {result} | failed {reason}
  *              worklist.add: verified ─▶ completed {existing} | rejected {conflict}
  * ```
  *
  * Rejection details are `{ reason, message }`: `reason` is stable (see RejectReason), `message` is for people.
+ * A `replayed` refusal also carries `previous`: what the first run of that jti came to (ReplayGuard.previous),
+ * so a relay that lost the first terminal status can still tell the sender the real outcome. The outcome is
+ * recorded durably before the terminal status is reported, so a crash between the two cannot lose it.
  * Logs carry the command id (jti), `cmd` and outcome — never the token or its args (patient data).
  */
 import {
@@ -25,7 +28,7 @@ import {
 import type { DicomService } from '../dicom/types.js';
 import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ReplayGuard } from './replay-guard.js';
+import type { CommandOutcome, ReplayGuard } from './replay-guard.js';
 import { CommandRejected, type CommandVerifier, type RejectReason, type VerifiedCommand } from './verifier.js';
 
 /** A status as the gateway reports it (the link adds `type`). */
@@ -48,6 +51,9 @@ export interface DispatchOptions {
   maxMessageBytes?: number;
   now?: () => number;
 }
+
+/** A terminal status of a command that ran (what the replay guard keeps as its outcome). */
+type TerminalReport = StatusReport & { state: CommandOutcome['state'] };
 
 /** Extra rejection reasons raised here (beyond the verifier's). */
 export type DispatchRejectReason = RejectReason | 'storage_error';
@@ -129,7 +135,13 @@ export class CommandDispatcher {
     const until = verified.expiresAt + this.opts.verifier.clockToleranceS * 1000;
     try {
       if ((await this.opts.guard.claim(verified.jti, until)) === 'replayed') {
-        this.reject(id, 'replayed', 'this command token has already been used; a command runs at most once');
+        const previous = this.opts.guard.previous(verified.jti);
+        this.reject(
+          id,
+          'replayed',
+          'this command token has already been used; a command runs at most once',
+          previous ? { previous } : undefined,
+        );
         return;
       }
     } catch (err) {
@@ -140,13 +152,19 @@ export class CommandDispatcher {
     this.log.info({ command: id, cmd: verified.cmd, sub: verified.sub }, 'command verified');
     this.opts.report({ command: id, state: 'verified' });
     await this.slot();
+    let outcome: TerminalReport | undefined;
     try {
-      await this.run(id, verified);
+      outcome = await this.run(id, verified);
     } finally {
       this.running--;
       this.waiting.shift()?.();
-      await this.opts.guard.complete(verified.jti);
+      // Durable before it is reported: a redelivery after a lost report is then answered with it.
+      await this.opts.guard.complete(
+        verified.jti,
+        outcome && (outcome.detail ? { state: outcome.state, detail: outcome.detail } : { state: outcome.state }),
+      );
     }
+    this.opts.report(outcome);
   }
 
   private async slot(): Promise<void> {
@@ -158,7 +176,8 @@ export class CommandDispatcher {
     this.running++;
   }
 
-  private async run(id: string, command: VerifiedCommand): Promise<void> {
+  /** Run a verified command; reports its intermediate states and returns its terminal one (never throws). */
+  private async run(id: string, command: VerifiedCommand): Promise<TerminalReport> {
     const dicom = this.opts.dicom;
     const started = this.now();
     const cmd: CommandName = command.cmd;
@@ -172,12 +191,11 @@ export class CommandDispatcher {
             result = { existing: r.existing };
           } catch (err) {
             if ((err as { reason?: unknown })?.reason === 'conflict') {
-              this.reject(
+              return this.rejection(
                 id,
                 'conflict',
                 'this accession is already on the worklist with different details; cancel it first or correct the details',
               );
-              return;
             }
             throw err;
           }
@@ -220,13 +238,13 @@ export class CommandDispatcher {
           break;
         }
       }
-      this.opts.report({ command: id, state: 'completed', detail: { result } });
       this.log.info({ command: id, cmd, ms: this.now() - started }, 'command completed');
+      return { command: id, state: 'completed', detail: { result } };
     } catch (err) {
       const reason = failureReason(err);
       const message = err instanceof Error ? err.message.slice(0, 500) : 'the DICOM operation failed';
       this.log.warn({ command: id, cmd, reason, message }, 'command failed');
-      this.opts.report({ command: id, state: 'failed', detail: { reason, message } });
+      return { command: id, state: 'failed', detail: { reason, message } };
     }
   }
 
@@ -240,9 +258,13 @@ export class CommandDispatcher {
       : { studies: kept, truncated: true, total: studies.length };
   }
 
-  private reject(id: string, reason: DispatchRejectReason, message: string): void {
+  private reject(id: string, reason: DispatchRejectReason, message: string, extra?: JsonObject): void {
+    this.opts.report(this.rejection(id, reason, message, extra));
+  }
+
+  private rejection(id: string, reason: DispatchRejectReason, message: string, extra?: JsonObject): TerminalReport {
     this.log.info({ command: id, reason }, 'command rejected');
-    this.opts.report({ command: id, state: 'rejected', detail: { reason, message } });
+    return { command: id, state: 'rejected', detail: { ...extra, reason, message } };
   }
 }
 

@@ -279,7 +279,16 @@ describe('dispatch: verify, claim, run once, report', () => {
     const b = await setup(dir);
     await b.dispatcher.handle(deliver(token));
     expect(b.statuses).toEqual([
-      { command: jti, state: 'rejected', detail: { reason: 'replayed', message: expect.any(String) } },
+      {
+        command: jti,
+        state: 'rejected',
+        // What the first run came to, kept across the restart (the relay may have lost its report).
+        detail: {
+          reason: 'replayed',
+          message: expect.any(String),
+          previous: { state: 'completed', detail: { result: { existing: false } } },
+        },
+      },
     ]);
     expect(b.dicom.calls).toHaveLength(0);
     await b.guard.close();

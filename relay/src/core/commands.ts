@@ -11,6 +11,7 @@
  *   ├─ gateway online (Presence) → Bus node:<its node> {wake}  → that node takes the held commands → delivered
  *   └─ offline → queued … gateway connects (any node) → take → delivered   |   token exp → expired (reaper)
  * gateway command.status → verified | rejected | running | progress | completed | failed
+ *   rejected {reason: replayed, previous}: a redelivery the gateway had already run → `previous` is adopted
  * ```
  *
  * Every command passes through the held queue, even when its gateway is online: the queue is durable and
@@ -66,6 +67,22 @@ export interface CommandsDeps {
   ackTimeoutMs: number;
   metrics: RelayMetrics;
   logger: Logger;
+}
+
+/** A replayed refusal's `detail.previous`: how the first run of the command went (see fromGateway). */
+interface Previous {
+  state: 'running' | 'completed' | 'failed' | 'rejected';
+  detail?: JsonObject;
+}
+
+const PREVIOUS_STATES: ReadonlySet<string> = new Set(['running', 'completed', 'failed', 'rejected']);
+
+/** `detail.previous` if it is well formed; anything else is treated as absent (an older gateway's refusal). */
+function previousOutcome(value: unknown): Previous | undefined {
+  if (!isJsonObject(value) || typeof value.state !== 'string' || !PREVIOUS_STATES.has(value.state)) return undefined;
+  const state = value.state as Previous['state'];
+  if (value.detail === undefined) return { state };
+  return isJsonObject(value.detail) ? { state, detail: value.detail } : undefined;
 }
 
 /** States reached only after the gateway received the command (its own reports). */
@@ -161,15 +178,39 @@ export class Commands {
     }
     conn.inFlight.delete(record.command);
     if (TERMINAL_STATES.has(record.state)) return; // already final: a resend after reconnect
-    if (msg.state === 'rejected' && msg.detail?.reason === 'replayed' && GATEWAY_HAS_IT.has(record.state)) {
-      // A redelivery (after the link died unconfirmed) reached a gateway that had the command all along: its
-      // own reports of the first delivery carry on; this refusal of the duplicate is not the outcome.
-      this.d.logger.info({ jti: record.command, gateway: record.gateway }, 'redelivered command already running');
-      return;
+    if (msg.state === 'rejected' && msg.detail?.reason === 'replayed') {
+      const previous = previousOutcome(msg.detail.previous);
+      if (previous) {
+        await this.#adoptPrevious(record, previous);
+        return;
+      }
+      if (GATEWAY_HAS_IT.has(record.state)) {
+        // A redelivery (after the link died unconfirmed) reached a gateway that had the command all along: its
+        // own reports of the first delivery carry on; this refusal of the duplicate is not the outcome.
+        this.d.logger.info({ jti: record.command, gateway: record.gateway }, 'redelivered command already running');
+        return;
+      }
     }
     await this.d.queue.setState(record.command, msg.state);
     record.state = msg.state;
     await this.#report(record, msg.state, msg.detail, msg.progress);
+  }
+
+  /**
+   * The gateway refused a redelivery because it had already run the command, and said how that first run
+   * went (`previous`): its terminal status was lost (e.g. with a relay node that died before recording it).
+   * That outcome is the command's real state — reported as if the gateway had just sent it. `running`: the
+   * gateway still has it, and its own terminal status follows.
+   */
+  async #adoptPrevious(record: CommandRecord, previous: Previous): Promise<void> {
+    this.d.logger.info(
+      { jti: record.command, gateway: record.gateway, state: previous.state },
+      'redelivered command had already run on the gateway: taking the outcome it reported',
+    );
+    if (previous.state === 'running' && GATEWAY_HAS_IT.has(record.state)) return; // already known to be running
+    await this.d.queue.setState(record.command, previous.state);
+    record.state = previous.state;
+    await this.#report(record, previous.state, previous.detail);
   }
 
   /**
