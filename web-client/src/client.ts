@@ -94,8 +94,6 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
   #openTimer: unknown;
   readonly #transports: TransportPolicy;
   #transport: TransportKind | undefined;
-  /** Set when WebTransport failed in this attempt; committed to the policy once the WebSocket opens. */
-  #pendingFallback: ScanRelayError | undefined;
   #pingTimer: unknown;
   #lastReceivedAt = 0;
   #lastPingAt = 0;
@@ -243,8 +241,7 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
       return;
     }
     if (this.#state !== 'connecting') return; // close() while fetching
-    this.#pendingFallback = undefined;
-    const wt = this.#transports.webTransport();
+    const wt = this.#transports.webTransport(); // (also forgets a fallback of a previous attempt that failed)
     if (wt) this.#openSocket(token, 'webtransport', wt.url, wt.Socket);
     else this.#openWebSocket(token);
   }
@@ -342,24 +339,13 @@ export class ScanRelayClient extends Emitter<ClientEvents> {
       } catch {
         // Never opened; nothing to close.
       }
-    this.#pendingFallback = new ScanRelayError(
-      'connect_failed',
-      'WebTransport failed to open; using WebSocket for the rest of this session ' +
-        "(check the relay's WebTransport port, UDP reachability, proxies and certificate)",
-      { cause },
-    );
+    this.#transports.failed(cause);
     if (this.#state === 'connecting') this.#openWebSocket(token);
   }
 
   /** A socket opened: note the transport in use, and tell listeners when it changed. */
   #transportOpened(kind: TransportKind): void {
-    let fallback: ScanRelayError | undefined;
-    if (kind === 'websocket' && this.#pendingFallback) {
-      this.#transports.fallBack();
-      fallback = this.#pendingFallback;
-    } else if (kind === 'websocket' && this.#transports.fallbackReason)
-      fallback = new ScanRelayError('connect_failed', `using WebSocket: ${this.#transports.fallbackReason}`);
-    this.#pendingFallback = undefined;
+    const fallback = this.#transports.opened(kind);
     if (this.#transport === kind) return;
     this.#transport = kind;
     this.emit('transport', { transport: kind, fallback });

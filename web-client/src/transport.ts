@@ -110,6 +110,8 @@ export class TransportPolicy {
   readonly #storageKey: string;
   readonly openTimeoutMs: number;
   #fellBack = false;
+  /** Set when WebTransport failed in the current attempt; committed once the WebSocket opens. */
+  #pending: ScanRelayError | undefined;
 
   constructor(options: WebTransportClientOptions | undefined, storage: StorageLike | null | undefined) {
     this.openTimeoutMs = options?.openTimeoutMs ?? 5_000;
@@ -148,19 +150,42 @@ export class TransportPolicy {
     return this.#fellBack ? 'WebTransport failed to open earlier in this session' : undefined;
   }
 
-  /** The WebTransport endpoint and socket class, when it is to be tried. */
+  /** Start of an attempt: the WebTransport endpoint and socket class, when it is to be tried. */
   webTransport(): { url: string; Socket: WebSocketConstructor } | undefined {
+    this.#pending = undefined;
     return this.preferWebTransport && this.#endpoint ? { url: this.#endpoint, Socket: this.#Socket! } : undefined;
   }
 
-  /** WebTransport failed to open where WebSocket worked: use WebSocket from now on, in this client and this session. */
-  fallBack(): void {
-    this.#fellBack = true;
-    try {
-      this.#storage?.setItem(this.#storageKey, 'websocket');
-    } catch {
-      // Storage full or blocked: the in-memory choice still holds for this client.
+  /** WebTransport failed to open in this attempt (`cause`: the implementation's error); WebSocket is tried next. */
+  failed(cause: unknown): void {
+    this.#pending = new ScanRelayError(
+      'connect_failed',
+      'WebTransport failed to open; using WebSocket for the rest of this session ' +
+        "(check the relay's WebTransport port, UDP reachability, proxies and certificate)",
+      { cause },
+    );
+  }
+
+  /**
+   * A socket of `kind` opened. A WebSocket after a WebTransport failure commits the fallback: WebSocket from now
+   * on, in this client and (through storage) this browser session. Returns why WebSocket is used although
+   * WebTransport is configured, if it is.
+   */
+  opened(kind: TransportKind): ScanRelayError | undefined {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (kind !== 'websocket') return undefined;
+    if (pending) {
+      this.#fellBack = true;
+      try {
+        this.#storage?.setItem(this.#storageKey, 'websocket');
+      } catch {
+        // Storage full or blocked: the in-memory choice still holds for this client.
+      }
+      return pending;
     }
+    const reason = this.fallbackReason;
+    return reason ? new ScanRelayError('connect_failed', `using WebSocket: ${reason}`) : undefined;
   }
 
   #read(): string | null {
