@@ -1,7 +1,8 @@
 /**
  * Issue 4, the hard cases, with relay nodes as child processes of the built bin on one real Redis:
  * - kill -9 of the node holding the gateway and some browsers, under load → every client back within 5 s,
- *   zero lost or doubled events (by seq), zero lost or doubled commands;
+ *   zero lost or doubled events (by seq), zero lost or doubled commands, and every command ends in its real
+ *   terminal state (`completed`) — also those whose `completed` died with the killed node;
  * - Redis restarted under load → the same guarantees;
  * - Redis paused (SIGSTOP) → new authentication fails closed, /readyz says not ready; SIGCONT → recovery.
  */
@@ -9,10 +10,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RedisCommandQueue } from '../../src/ports/command-queue-redis.js';
 import { RedisConnection } from '../../src/ports/redis-connection.js';
 import { RedisRegistry } from '../../src/ports/registry-redis.js';
 import { silent } from '../contract/redis-fixtures.js';
-import { TestClient } from '../helpers/client.js';
+import { type Msg, TestClient } from '../helpers/client.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
 import {
   decodeParts,
@@ -128,8 +130,48 @@ function session(sub: string): () => Promise<string> {
   return () => mintSession(w.manage, { claims: { sites: [SITE], sub } });
 }
 
+/**
+ * The fake gateway as gateway-agent now behaves: a redelivered command it already ran is refused `replayed`
+ * with how the first run went (`detail.previous`). With `loseStatuses`, it runs commands but their statuses
+ * never get out — as if written into a link whose node dies before reading them.
+ */
+class ReplayAwareGateway extends ResilientGateway {
+  loseStatuses = false;
+  /** Commands run whose statuses were lost. */
+  readonly lost = new Set<string>();
+
+  protected override onMessage(msg: Msg): void {
+    if (msg.type !== 'command') {
+      super.onMessage(msg);
+      return;
+    }
+    const jti = String(msg.command);
+    const seen = this.deliveries.get(jti) ?? 0;
+    if (seen === 0 && !this.loseStatuses) {
+      super.onMessage(msg);
+      return;
+    }
+    this.deliveries.set(jti, seen + 1);
+    if (seen === 0) {
+      this.completedOn.set(jti, this.link);
+      this.lost.add(jti);
+      return;
+    }
+    this.client?.send({
+      type: 'command.status',
+      command: jti,
+      state: 'rejected',
+      detail: {
+        reason: 'replayed',
+        message: 'this command token has already been used; a command runs at most once',
+        previous: { state: 'completed', detail: { ok: true } },
+      },
+    });
+  }
+}
+
 interface Load {
-  gateway: ResilientGateway;
+  gateway: ReplayAwareGateway;
   watchers: ResilientWatcher[];
   commander: ResilientCommander;
   commands: string[];
@@ -143,7 +185,7 @@ interface Load {
 
 /** A gateway streaming events, two watchers, a commander sending commands: all resilient. */
 async function startLoad(gatewayFirst: number, watcherFirsts: number[], commanderFirst: number): Promise<Load> {
-  const gateway = new ResilientGateway(rotation(gatewayFirst, 'gateway'), () =>
+  const gateway = new ReplayAwareGateway(rotation(gatewayFirst, 'gateway'), () =>
     mintGatewayAssertion(w.gwKey, { gateway: GATEWAY }),
   );
   const watchers = watcherFirsts.map(
@@ -228,6 +270,41 @@ async function startLoad(gatewayFirst: number, watcherFirsts: number[], commande
   };
 }
 
+/**
+ * Every command sent ends `completed` (what the gateway really did): as recorded by the relay, and on the site
+ * channel for every watcher for each command in `mustSee`; no watcher ever sees one `rejected`.
+ */
+async function expectAllCompleted(load: Load, mustSee: Iterable<string>): Promise<void> {
+  const conn = await RedisConnection.open({ urls: [w.redis.url], logger: silent, name: 'scanrelay:test' });
+  try {
+    const queue = new RedisCommandQueue(conn, { now: Date.now } as never);
+    const states = async (): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const jti of load.commands) {
+        const state = (await queue.get(jti))?.state ?? 'missing';
+        if (state !== 'completed') out[jti] = state;
+      }
+      return out;
+    };
+    let notCompleted: Record<string, string> = {};
+    await eventually(
+      async () => Object.keys((notCompleted = await states())).length === 0,
+      'every command recorded completed',
+      30_000,
+      () => JSON.stringify(notCompleted),
+    );
+  } finally {
+    await conn.close();
+  }
+  const expected = [...mustSee];
+  await eventually(
+    () => expected.every((jti) => load.watchers.every((x) => x.commandStates.get(jti)?.includes('completed'))),
+    'every command whose status was lost seen completed on the site channel',
+    30_000,
+  );
+  for (const x of load.watchers) for (const [jti, seen] of x.commandStates) expect(seen, jti).not.toContain('rejected');
+}
+
 function expectExactlyOnce(load: Load): void {
   const produced = load.gateway.nextSeq - 1;
   const all = Array.from({ length: produced }, (_, i) => i + 1);
@@ -255,7 +332,12 @@ describe('relay nodes as processes on one Redis', () => {
     // Gateway, one watcher and the commander start on node-1 (the one that dies); another watcher on node-2.
     const load = await startLoad(0, [0, 1], 0);
     await eventually(() => load.gateway.acked >= 200 && load.commands.length >= 10, 'load under way');
+    // The gateway runs the next commands but their statuses die with node-1: deterministically, commands
+    // whose only report was lost (the relay redelivers them after its in-flight lease; see issue 4).
+    load.gateway.loseStatuses = true;
+    await eventually(() => load.gateway.lost.size >= 2, 'commands run with their statuses lost');
     await w.nodes[0]!.kill();
+    load.gateway.loseStatuses = false;
     await eventually(() => load.gateway.online && load.commander.online, 'clients back');
     await eventually(
       () => load.gateway.acked >= load.gateway.nextSeq - 1 - 50 && load.commands.length >= 30,
@@ -265,6 +347,8 @@ describe('relay nodes as processes on one Redis', () => {
     // protocol v1 acknowledges a status); every status sent on a later link must reach every watcher.
     await load.finish(2);
     expectExactlyOnce(load);
+    await expectAllCompleted(load, load.gateway.lost);
+    for (const jti of load.gateway.lost) expect(load.gateway.deliveries.get(jti), jti).toBe(2);
     const outages = [load.gateway, load.commander, load.watchers[0]!].flatMap((c) => c.outages);
     expect(outages.length).toBeGreaterThanOrEqual(3);
     for (const o of outages) expect(o.backAt! - o.lostAt).toBeLessThan(5_000);
