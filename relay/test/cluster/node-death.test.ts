@@ -288,7 +288,10 @@ async function expectAllCompleted(load: Load, mustSee: Iterable<string>): Promis
     };
     let notCompleted: Record<string, string> = {};
     await eventually(
-      async () => Object.keys((notCompleted = await states())).length === 0,
+      async () => {
+        notCompleted = await states();
+        return Object.keys(notCompleted).length === 0;
+      },
       'every command recorded completed',
       30_000,
       () => JSON.stringify(notCompleted),
