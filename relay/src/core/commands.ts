@@ -11,7 +11,8 @@
  *   ├─ gateway online (Presence) → Bus node:<its node> {wake}  → that node takes the held commands → delivered
  *   └─ offline → queued … gateway connects (any node) → take → delivered   |   token exp → expired (reaper)
  * gateway command.status → verified | rejected | running | progress | completed | failed
- *   rejected {reason: replayed, previous}: a redelivery the gateway had already run → `previous` is adopted
+ *   rejected {reason: replayed, previous} of a REdelivery (the gateway ran the first one, its terminal status
+ *   was lost with the link) → `previous` (how that run went) is adopted as the command's state
  * ```
  *
  * Every command passes through the held queue, even when its gateway is online: the queue is durable and
@@ -89,6 +90,14 @@ function previousOutcome(value: unknown): Previous | undefined {
 const GATEWAY_HAS_IT: ReadonlySet<CommandState> = new Set(['verified', 'running', 'progress']);
 
 export class Commands {
+  /**
+   * Commands written again to a gateway link on this node after an earlier delivery (jti). A gateway's
+   * `replayed` refusal is only its answer to our own second delivery for these; for any other command it is
+   * a replay of the token and stays a refusal (SECURITY case 8). Entries leave on the command's next status
+   * from the gateway or when the link closes, so this is bounded by the commands in flight.
+   */
+  readonly #redelivered = new Set<string>();
+
   constructor(private readonly d: CommandsDeps) {}
 
   /** A browser's `command`. */
@@ -177,11 +186,21 @@ export class Commands {
       return;
     }
     conn.inFlight.delete(record.command);
+    const redelivered = this.#redelivered.delete(record.command);
     if (TERMINAL_STATES.has(record.state)) return; // already final: a resend after reconnect
     if (msg.state === 'rejected' && msg.detail?.reason === 'replayed') {
       const previous = previousOutcome(msg.detail.previous);
-      if (previous) {
+      if (previous && redelivered) {
         await this.#adoptPrevious(record, previous);
+        return;
+      }
+      if (previous) {
+        // Delivered once by us, yet the gateway had run it: the token itself was replayed (e.g. through a
+        // relay that had forgotten its jti). A refusal, as SECURITY case 8 requires; not the first run's result.
+        const { previous: _, ...refusal } = msg.detail;
+        await this.d.queue.setState(record.command, 'rejected');
+        record.state = 'rejected';
+        await this.#report(record, 'rejected', refusal);
         return;
       }
       if (GATEWAY_HAS_IT.has(record.state)) {
@@ -225,6 +244,10 @@ export class Commands {
     for (const record of records) {
       // Held again after a link died, but the gateway has since reported it (it had it all along): done.
       if (TERMINAL_STATES.has(record.state) || GATEWAY_HAS_IT.has(record.state)) continue;
+      // `delivered` while held: it was written to a gateway link before (that link or its node died unconfirmed).
+      const redelivery = record.state === 'delivered';
+      // Recorded before the write, so that a node dying right after writing leaves a record that says so.
+      await queue.setState(record.command, 'delivered');
       const sent =
         conn.isOpen &&
         conn.send({
@@ -239,7 +262,7 @@ export class Commands {
         continue;
       }
       conn.inFlight.set(record.command, { record, deliveredAt: clock.now() });
-      await queue.setState(record.command, 'delivered');
+      if (redelivery) this.#redelivered.add(record.command);
       record.state = 'delivered';
       await this.#report(record, 'delivered');
     }
@@ -277,12 +300,14 @@ export class Commands {
     const { queue, clock } = this.d;
     const unacked = [...conn.inFlight.values()].map((f) => f.record);
     conn.inFlight.clear();
+    for (const record of unacked) this.#redelivered.delete(record.command);
     let held = false;
     for (const record of unacked) {
       const current = await queue.get(record.command);
       if (!current || current.state !== 'delivered' || current.expiresAt <= clock.now()) continue;
       await queue.hold(record.command, record.gateway, record.expiresAt, REHOLD_DEPTH);
-      await queue.setState(record.command, 'queued');
+      // The stored state stays `delivered` (the sender is told `queued`): it marks the next delivery as a
+      // redelivery (see deliverHeld).
       held = true;
       await this.#report(current, 'queued', {
         reason: 'redelivery',

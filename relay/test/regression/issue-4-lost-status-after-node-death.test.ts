@@ -6,6 +6,9 @@
  * command that had COMPLETED. Now the gateway's refusal says how the first run went (`detail.previous`) and
  * the relay reports that instead: the sender and the site see the real outcome, the command runs once.
  *
+ * Only a redelivery's refusal is read that way: a token replayed to the gateway on its first delivery by this
+ * relay stays `rejected` (SECURITY case 8).
+ *
  * Two relay nodes sharing a MemoryHub (as nodes share Redis); the gateway is a protocol-speaking fake that
  * first connects to node A, then comes back on node B; the sender and a watcher are on node B.
  */
@@ -149,6 +152,31 @@ describe('a terminal status lost with its link', () => {
     gateway.send(replayed(jti));
     expect(await client.next('command.status', (m) => m.ref === 'c1' && m.state === 'rejected')).toMatchObject({
       detail: { reason: 'replayed' },
+    });
+  });
+
+  it('a token the gateway had already run, delivered for the first time, stays a refusal (SECURITY case 8)', async () => {
+    // E.g. a relay that forgot the jti passes a replayed token on: this relay never delivered it before, so
+    // the gateway's refusal is the answer — not the first run's outcome, which this sender is not told.
+    fx = await createFixture();
+    const relay = await fx.start();
+    const gw = await fx.gateway(relay, 'gw-1');
+    const { client } = await fx.browser(relay, { sub: 'user-1' });
+    const token = await fx.command({ aud: 'gw-1', site: 'site-a', sub: 'user-1' });
+    const jti = decodeParts(token).payload.jti as string;
+    client.send({ type: 'command', ref: 'r', token });
+    await gw.client.next('command');
+    gw.client.send(replayed(jti, { state: 'completed', detail: { result: RESULT } }));
+    const refused = await client.next(
+      'command.status',
+      (m) => m.ref === 'r' && m.state !== 'accepted' && m.state !== 'delivered',
+    );
+    expect(refused).toEqual({
+      type: 'command.status',
+      ref: 'r',
+      command: jti,
+      state: 'rejected',
+      detail: { reason: 'replayed', message: expect.any(String) },
     });
   });
 
