@@ -100,6 +100,9 @@ const FLUSH_NOW_BYTES = 16 * 1024;
 /** uWS's own frame limit, as a multiple of `maxPayloadBytes` (see the `maxPayloadLength` comment). */
 const PAYLOAD_HEADROOM = 16;
 
+/** How long `listen` keeps retrying a fixed port that is still held (see UwsTransport.listen). */
+const LISTEN_RETRY_MS = 60_000;
+
 /** Truncate a close reason to 123 bytes of ASCII (the WebSocket limit). */
 function shortReason(reason: string): string {
   const ascii = reason.replace(/[^\x20-\x7e]/g, '?');
@@ -318,24 +321,33 @@ class UwsTransportServer implements TransportServer {
     });
   }
 
-  listen(): Promise<{ host: string; port: number }> {
+  /**
+   * Listen; for a fixed port, retry for up to {@link LISTEN_RETRY_MS}. uSockets binds without SO_REUSEADDR, so
+   * after a restart on the same port the previous process's server-closed connections (TIME_WAIT, up to
+   * 60 s on Linux) make the bind fail; waiting them out beats a crash loop under systemd or compose.
+   */
+  async listen(): Promise<{ host: string; port: number }> {
     const { host, port } = this.options;
-    return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
-        if (!socket) {
-          reject(
-            new UwsTransportError(
-              'uws_listen_failed',
-              `cannot listen on ${host}:${port} with the uWS transport (port in use or address not local); ` +
-                'change SCANRELAY_HOST / SCANRELAY_PORT',
-            ),
-          );
-          return;
-        }
+    const deadline = Date.now() + (port === 0 ? 0 : LISTEN_RETRY_MS);
+    for (let attempt = 0; ; attempt++) {
+      const socket = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(host, port, resolve));
+      if (socket) {
         this.listenSocket = socket;
-        resolve({ host, port: this.uws.us_socket_local_port(socket) });
-      });
-    });
+        return { host, port: this.uws.us_socket_local_port(socket) };
+      }
+      if (Date.now() >= deadline)
+        throw new UwsTransportError(
+          'uws_listen_failed',
+          `cannot listen on ${host}:${port} with the uWS transport (port in use or address not local); ` +
+            'change SCANRELAY_HOST / SCANRELAY_PORT',
+        );
+      if (attempt === 0)
+        this.options.logger.warn(
+          { host, port },
+          'uWS cannot bind the port yet (held by a previous process or its TIME_WAIT connections); retrying for up to 60 s',
+        );
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   async stopAccepting(): Promise<void> {
@@ -353,6 +365,10 @@ class UwsTransportServer implements TransportServer {
     for (const ws of [...this.sockets]) ws.close();
     this.sockets.clear();
     this.http.close();
+    // Idle HTTP keep-alive connections are not WebSockets and would keep holding the port, so a node
+    // restarted on the same port could not listen (regression test issue-5-restart-same-port on uws).
+    // App.close() closes the listen socket and every remaining connection.
+    (this.app as unknown as { close?: () => void }).close?.();
   }
 }
 
