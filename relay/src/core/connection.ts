@@ -100,7 +100,7 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
       this.fail('slow_consumer', `send buffer over ${this.env.limits.sendBufferBytes} bytes`);
       return false;
     }
-    this.env.metrics.messagesOut.inc({ role: this.endpoint });
+    this.env.metrics.framesOut[this.endpoint]++;
     return true;
   }
 

@@ -34,11 +34,25 @@ export class RelayMetrics {
     labelNames: ['role', 'type'] as const,
     registers: [this.registry],
   });
-  readonly messagesOut = new Counter({
+  /**
+   * Frames sent per role, counted on the hot path (once per delivery) as plain numbers: prom-client's
+   * `inc({role})` hashes and validates its labels object on every call. `messagesOut` takes the difference
+   * at each scrape.
+   */
+  readonly framesOut: Record<'browser' | 'gateway', number> = { browser: 0, gateway: 0 };
+  readonly #framesReported: Record<'browser' | 'gateway', number> = { browser: 0, gateway: 0 };
+  readonly messagesOut: Counter<'role'> = new Counter({
     name: 'scanrelay_messages_out_total',
     help: 'Frames sent by role.',
     labelNames: ['role'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const role of ['browser', 'gateway'] as const) {
+        const delta = this.framesOut[role] - this.#framesReported[role];
+        if (delta > 0) this.messagesOut.inc({ role }, delta);
+        this.#framesReported[role] = this.framesOut[role];
+      }
+    },
   });
   readonly commands = new Counter({
     name: 'scanrelay_commands_total',
