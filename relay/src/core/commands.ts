@@ -45,6 +45,8 @@ import type { Events } from './events.js';
 
 /** Command ids as the protocol carries them (`command` fields). */
 const COMMAND_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A command acknowledged but unfinished is held again only with this much of its token left (see linkClosed). */
+const REASK_MARGIN_MS = 30_000;
 /** Re-holding a command whose delivery failed must not be refused by the cap it already passed. */
 const REHOLD_DEPTH = Number.MAX_SAFE_INTEGER;
 
@@ -93,10 +95,16 @@ export class Commands {
   /**
    * Commands written again to a gateway link on this node after an earlier delivery (jti). A gateway's
    * `replayed` refusal is only its answer to our own second delivery for these; for any other command it is
-   * a replay of the token and stays a refusal (SECURITY case 8). Entries leave on the command's next status
-   * from the gateway or when the link closes, so this is bounded by the commands in flight.
+   * a replay of the token and stays a refusal (SECURITY case 8). Entries leave on that refusal, on a terminal
+   * state, or when the link closes, so this is bounded by the commands in flight.
    */
   readonly #redelivered = new Set<string>();
+  /**
+   * Per gateway link on this node: commands written to it whose terminal status has not come back (jti). If
+   * the link dies, a terminal status may have died with it (protocol v1 has no status ack): they are
+   * delivered again, and the gateway answers with how they went (see linkClosed).
+   */
+  readonly #unfinished = new WeakMap<GatewayConn, Set<string>>();
 
   constructor(private readonly d: CommandsDeps) {}
 
@@ -186,18 +194,24 @@ export class Commands {
       return;
     }
     conn.inFlight.delete(record.command);
-    const redelivered = this.#redelivered.delete(record.command);
-    if (TERMINAL_STATES.has(record.state)) return; // already final: a resend after reconnect
+    if (TERMINAL_STATES.has(record.state)) {
+      this.#finished(conn, record.command);
+      return; // already final: a resend after reconnect
+    }
     if (msg.state === 'rejected' && msg.detail?.reason === 'replayed') {
+      // Only the refusal answers our redelivery: other statuses meanwhile (the gateway flushing what it queued
+      // for the first delivery) leave the mark in place.
+      const redelivered = this.#redelivered.delete(record.command);
       const previous = previousOutcome(msg.detail.previous);
       if (previous && redelivered) {
-        await this.#adoptPrevious(record, previous);
+        await this.#adoptPrevious(conn, record, previous);
         return;
       }
       if (previous) {
         // Delivered once by us, yet the gateway had run it: the token itself was replayed (e.g. through a
         // relay that had forgotten its jti). A refusal, as SECURITY case 8 requires; not the first run's result.
         const { previous: _, ...refusal } = msg.detail;
+        this.#finished(conn, record.command);
         await this.d.queue.setState(record.command, 'rejected');
         record.state = 'rejected';
         await this.#report(record, 'rejected', refusal);
@@ -210,6 +224,7 @@ export class Commands {
         return;
       }
     }
+    if (TERMINAL_STATES.has(msg.state)) this.#finished(conn, record.command);
     await this.d.queue.setState(record.command, msg.state);
     record.state = msg.state;
     await this.#report(record, msg.state, msg.detail, msg.progress);
@@ -221,7 +236,8 @@ export class Commands {
    * That outcome is the command's real state — reported as if the gateway had just sent it. `running`: the
    * gateway still has it, and its own terminal status follows.
    */
-  async #adoptPrevious(record: CommandRecord, previous: Previous): Promise<void> {
+  async #adoptPrevious(conn: GatewayConn, record: CommandRecord, previous: Previous): Promise<void> {
+    if (previous.state !== 'running') this.#finished(conn, record.command);
     this.d.logger.info(
       { jti: record.command, gateway: record.gateway, state: previous.state },
       'redelivered command had already run on the gateway: taking the outcome it reported',
@@ -230,6 +246,12 @@ export class Commands {
     await this.d.queue.setState(record.command, previous.state);
     record.state = previous.state;
     await this.#report(record, previous.state, previous.detail);
+  }
+
+  /** A command's terminal state is recorded: nothing more to ask its gateway about it. */
+  #finished(conn: GatewayConn, jti: string): void {
+    this.#unfinished.get(conn)?.delete(jti);
+    this.#redelivered.delete(jti);
   }
 
   /**
@@ -242,12 +264,14 @@ export class Commands {
     const { queue, clock } = this.d;
     const records = await queue.take(gateway, clock.now());
     for (const record of records) {
-      // Held again after a link died, but the gateway has since reported it (it had it all along): done.
-      if (TERMINAL_STATES.has(record.state) || GATEWAY_HAS_IT.has(record.state)) continue;
+      if (TERMINAL_STATES.has(record.state)) continue;
+      // The gateway has reported it (verified, running…): held again to learn an outcome that may have died
+      // with a link (linkClosed). Delivered again without going back to `delivered`.
+      const hadIt = GATEWAY_HAS_IT.has(record.state);
       // `delivered` while held: it was written to a gateway link before (that link or its node died unconfirmed).
-      const redelivery = record.state === 'delivered';
+      const redelivery = hadIt || record.state === 'delivered';
       // Recorded before the write, so that a node dying right after writing leaves a record that says so.
-      await queue.setState(record.command, 'delivered');
+      if (!hadIt) await queue.setState(record.command, 'delivered');
       const sent =
         conn.isOpen &&
         conn.send({
@@ -262,7 +286,10 @@ export class Commands {
         continue;
       }
       conn.inFlight.set(record.command, { record, deliveredAt: clock.now() });
+      const unfinished = this.#unfinished.get(conn) ?? new Set<string>();
+      this.#unfinished.set(conn, unfinished.add(record.command));
       if (redelivery) this.#redelivered.add(record.command);
+      if (hadIt) continue;
       record.state = 'delivered';
       await this.#report(record, 'delivered');
     }
@@ -293,15 +320,32 @@ export class Commands {
   /**
    * The gateway's socket is gone. Commands written to it that it never acknowledged may never have arrived:
    * hold them again (back to `queued`) for its next connection. The gateway's replay guard makes a second
-   * arrival harmless; fromGateway ignores its refusal of the duplicate.
+   * arrival harmless; fromGateway ignores its refusal of the duplicate, or takes the outcome it carries.
+   * Commands it acknowledged but whose terminal status never came are held again too (their state unchanged):
+   * that status may have been written into this dying link, and the gateway's refusal of the copy says how
+   * they went.
    */
   async linkClosed(conn: GatewayConn): Promise<void> {
-    if (conn.inFlight.size === 0) return;
+    const unfinished = this.#unfinished.get(conn) ?? new Set<string>();
+    this.#unfinished.delete(conn);
+    for (const jti of unfinished) this.#redelivered.delete(jti);
+    if (conn.inFlight.size === 0 && unfinished.size === 0) return;
     const { queue, clock } = this.d;
     const unacked = [...conn.inFlight.values()].map((f) => f.record);
     conn.inFlight.clear();
-    for (const record of unacked) this.#redelivered.delete(record.command);
+    for (const record of unacked) {
+      this.#redelivered.delete(record.command);
+      unfinished.delete(record.command);
+    }
     let held = false;
+    for (const jti of unfinished) {
+      const current = await queue.get(jti);
+      // Too close to its token's expiry, the copy would be refused as expired, not answered: left as it is.
+      if (!current || !GATEWAY_HAS_IT.has(current.state) || current.expiresAt <= clock.now() + REASK_MARGIN_MS)
+        continue;
+      await queue.hold(jti, current.gateway, current.expiresAt, REHOLD_DEPTH);
+      held = true;
+    }
     for (const record of unacked) {
       const current = await queue.get(record.command);
       if (!current || current.state !== 'delivered' || current.expiresAt <= clock.now()) continue;
@@ -324,6 +368,15 @@ export class Commands {
   async reapExpired(): Promise<void> {
     const expired = await this.d.queue.reapExpired(this.d.clock.now());
     for (const record of expired) {
+      if (GATEWAY_HAS_IT.has(record.state)) {
+        // Held again only to learn its outcome (linkClosed), and its token ran out first: it did not expire,
+        // the gateway ran it. Its state stays; its terminal status comes only if the gateway still sends it.
+        this.d.logger.warn(
+          { jti: record.command, gateway: record.gateway, state: record.state },
+          'could not ask the gateway again for the outcome of a command before its token expired',
+        );
+        continue;
+      }
       await this.d.queue.setState(record.command, 'expired');
       await this.#report(record, 'expired');
     }

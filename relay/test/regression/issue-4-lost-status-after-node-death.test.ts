@@ -155,6 +155,38 @@ describe('a terminal status lost with its link', () => {
     });
   });
 
+  it('a command the gateway confirmed (verified, running) whose terminal status died with the link is asked again', async () => {
+    fx = await createFixture();
+    const a = await fx.start();
+    const b = await fx.start();
+    const first = await fx.gateway(a, 'gw-1');
+    const { client } = await fx.browser(b, { sub: 'user-1' });
+    const token = await fx.command({ aud: 'gw-1', site: 'site-a', sub: 'user-1' });
+    const jti = decodeParts(token).payload.jti as string;
+    client.send({ type: 'command', ref: 'v', token });
+    await first.client.next('command');
+    first.client.send({ type: 'command.status', command: jti, state: 'verified' });
+    first.client.send({ type: 'command.status', command: jti, state: 'running' });
+    await client.next('command.status', (m) => m.ref === 'v' && m.state === 'running');
+    // Its `completed` went into this link as it died.
+    first.client.close();
+    const second = await fx.gateway(b, 'gw-1');
+    expect((await second.client.next('command')).command).toBe(jti);
+    second.client.send(replayed(jti, { state: 'completed', detail: { result: RESULT } }));
+    expect(await client.next('command.status', (m) => m.ref === 'v' && m.state === 'completed')).toMatchObject({
+      detail: { result: RESULT },
+    });
+    await client.roundTrip();
+    // The sender never saw it go back to queued: it was running all along.
+    expect(client.received.filter((m) => m.ref === 'v').map((m) => m.state)).toEqual([
+      'accepted',
+      'delivered',
+      'verified',
+      'running',
+      'completed',
+    ]);
+  });
+
   it('a token the gateway had already run, delivered for the first time, stays a refusal (SECURITY case 8)', async () => {
     // E.g. a relay that forgot the jti passes a replayed token on: this relay never delivered it before, so
     // the gateway's refusal is the answer — not the first run's outcome, which this sender is not told.
