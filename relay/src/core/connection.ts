@@ -198,8 +198,8 @@ export class BrowserConn extends Conn<RelayToBrowser> {
   /** Sites the current token lists. */
   sites: ReadonlySet<string> = new Set();
   expiresAt = 0;
-  warnTimer: Timer | undefined;
-  expireTimer: Timer | undefined;
+  /** The session's one pending timer: the `auth.expiring` warning, then (once it fired) the expiry close. */
+  expiryTimer: Timer | undefined;
   /** Counted against the per-user cap (so the close undoes it exactly once). */
   userCounted = false;
   /** Per-site subscription state. */

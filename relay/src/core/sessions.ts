@@ -31,8 +31,11 @@ export interface SessionsDeps {
 }
 
 export class Sessions {
-  /** Open browser sockets by session id (`sid`), for revocation across the cluster. */
-  readonly #bySid = new Map<string, Set<BrowserConn>>();
+  /**
+   * Open browser sockets by session id (`sid`), for revocation across the cluster. Almost every session has
+   * one socket, held directly; a Set only when it has several (a Set per idle connection costs ~200 bytes).
+   */
+  readonly #bySid = new Map<string, BrowserConn | Set<BrowserConn>>();
   readonly #limits: Limits;
 
   constructor(private readonly d: SessionsDeps) {
@@ -47,7 +50,9 @@ export class Sessions {
 
   /** Sockets of a session id on this node. */
   bySid(sid: string): readonly BrowserConn[] {
-    return [...(this.#bySid.get(sid) ?? [])];
+    const entry = this.#bySid.get(sid);
+    if (entry === undefined) return [];
+    return entry instanceof Set ? [...entry] : [entry];
   }
 
   /** Every session id with a socket on this node (revocation sweep). */
@@ -131,12 +136,10 @@ export class Sessions {
     if (conn.sid !== claims.sid) {
       this.#unindex(conn);
       conn.sid = claims.sid;
-      let set = this.#bySid.get(conn.sid);
-      if (!set) {
-        set = new Set();
-        this.#bySid.set(conn.sid, set);
-      }
-      set.add(conn);
+      const entry = this.#bySid.get(conn.sid);
+      if (entry === undefined) this.#bySid.set(conn.sid, conn);
+      else if (entry instanceof Set) entry.add(conn);
+      else if (entry !== conn) this.#bySid.set(conn.sid, new Set([entry, conn]));
     }
     conn.sites = new Set(claims.sites);
     conn.expiresAt = verified.expiresAt;
@@ -153,30 +156,35 @@ export class Sessions {
       return;
     }
     const lead = Math.min(this.d.config.timings.expiryWarningMs, Math.floor(remaining / 10));
+    // One timer per socket at a time (warning, then expiry): each pending Node timer costs memory per idle socket.
+    const expire = (): void => {
+      conn.expiryTimer = undefined;
+      conn.fail('token_expired', 'the session token expired without renewal');
+    };
     if (lead > 0) {
-      conn.warnTimer = clock.setTimeout(() => {
-        conn.warnTimer = undefined;
+      conn.expiryTimer = clock.setTimeout(() => {
+        conn.expiryTimer = clock.setTimeout(expire, conn.expiresAt - clock.now());
         if (conn.isOpen) conn.send({ type: 'auth.expiring', expiresAt: conn.expiresAt });
       }, remaining - lead);
+    } else {
+      conn.expiryTimer = clock.setTimeout(expire, remaining);
     }
-    conn.expireTimer = clock.setTimeout(() => {
-      conn.expireTimer = undefined;
-      conn.fail('token_expired', 'the session token expired without renewal');
-    }, remaining);
   }
 
   #clearTimers(conn: BrowserConn): void {
-    if (conn.warnTimer !== undefined) this.d.clock.clearTimeout(conn.warnTimer);
-    if (conn.expireTimer !== undefined) this.d.clock.clearTimeout(conn.expireTimer);
-    conn.warnTimer = undefined;
-    conn.expireTimer = undefined;
+    if (conn.expiryTimer !== undefined) this.d.clock.clearTimeout(conn.expiryTimer);
+    conn.expiryTimer = undefined;
   }
 
   #unindex(conn: BrowserConn): void {
     if (!conn.sid) return;
-    const set = this.#bySid.get(conn.sid);
-    if (!set) return;
-    set.delete(conn);
-    if (set.size === 0) this.#bySid.delete(conn.sid);
+    const entry = this.#bySid.get(conn.sid);
+    if (entry === conn) {
+      this.#bySid.delete(conn.sid);
+    } else if (entry instanceof Set) {
+      entry.delete(conn);
+      if (entry.size === 1) this.#bySid.set(conn.sid, entry.values().next().value!);
+      else if (entry.size === 0) this.#bySid.delete(conn.sid);
+    }
   }
 }
