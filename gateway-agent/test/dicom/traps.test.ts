@@ -67,7 +67,7 @@ describe('dcmjs-dimse traps', () => {
       String(fx.port),
       file,
     ]);
-    expect(r.stderr + r.stdout, r.stderr + r.stdout).toMatch(/0x0110|Processing Failure|Failed/i);
+    expect(r.stderr + r.stdout, r.stderr + r.stdout).toMatch(/0x0?110|Processing Failure|Failed/i);
     const echo = await runTool('echoscu', ['-aet', 'ECHOSCU', '-aec', GATEWAY_AET, '127.0.0.1', String(fx.port)]);
     expect(echo.code, echo.stderr).toBe(0);
   });

@@ -52,15 +52,27 @@ export interface ToolResult {
   stderr: string;
 }
 
+/**
+ * dcmtk's tools, resolved to Debian's install directory (override with SCANRELAY_DCMTK_BIN). By name alone,
+ * PATH can find pynetdicom's console scripts of the same names first (pip installs `findscu`, `storescu`, …
+ * into Python's bin directory) — a different implementation with different options, not the peer we test with.
+ */
+const DCMTK_TOOLS = new Set(['findscu', 'storescu', 'echoscu', 'movescu', 'getscu', 'dcmdump', 'dump2dcm', 'img2dcm']);
+const DCMTK_BIN = process.env.SCANRELAY_DCMTK_BIN ?? '/usr/bin';
+
+/** The Python with pynetdicom (override with SCANRELAY_TEST_PYTHON; CI sets it to the one it installed into). */
+const PYTHON = process.env.SCANRELAY_TEST_PYTHON ?? 'python3';
+
 /** Run a command (dcmtk tool, python3) to completion; never rejects on a non-zero exit. */
 export function runTool(
   cmd: string,
   args: string[],
   opts: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<ToolResult> {
+  const file = DCMTK_TOOLS.has(cmd) ? join(DCMTK_BIN, cmd) : cmd;
   return new Promise((resolve) => {
     execFile(
-      cmd,
+      file,
       args,
       { cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
@@ -77,7 +89,7 @@ export function runTool(
 
 /** Run a pynetdicom script from test/helpers/py with JSON on its last stdout line. */
 export async function runPython(script: string, args: string[], timeoutMs = 30_000): Promise<unknown> {
-  const r = await runTool('python3', [join(PY_DIR, script), ...args], { timeoutMs });
+  const r = await runTool(PYTHON, [join(PY_DIR, script), ...args], { timeoutMs });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(last);
@@ -94,7 +106,7 @@ export async function findscuWorklist(
   keys: string[],
 ): Promise<{ result: ToolResult; files: string[]; dir: string }> {
   const dir = await tempDir('findscu-');
-  const args = ['-W', '-w', '-aet', callingAet, '-aec', calledAet, '127.0.0.1', String(port)];
+  const args = ['-W', '-X', '-aet', callingAet, '-aec', calledAet, '127.0.0.1', String(port)];
   for (const k of keys) args.push('-k', k);
   const result = await runTool('findscu', args, { cwd: dir });
   const files = (await readdir(dir))
