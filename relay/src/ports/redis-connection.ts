@@ -47,7 +47,7 @@ function parseUrl(url: string): { host: string; port: number } {
     throw new TypeError(`SCANRELAY_REDIS_URL entry ${JSON.stringify(url)} is not a URL; use redis://host:port`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new TypeError(`SCANRELAY_REDIS_URL entry ${JSON.stringify(url)} must start with redis:// or rediss://`);
+    throw new TypeError(`SCANRELAY_REDIS_URL entry ${redactUrl(url)} must start with redis:// or rediss://`);
   }
   return { host: u.hostname, port: Number(u.port || 6379) };
 }
@@ -82,7 +82,7 @@ export class RedisConnection {
       conn.client.disconnect();
       throw new PortError(
         'unavailable',
-        `cannot reach Redis at ${options.urls.join(', ')} (SCANRELAY_REDIS_URL): ${(err as Error).message}; ` +
+        `cannot reach Redis at ${options.urls.map(redactUrl).join(', ')} (SCANRELAY_REDIS_URL): ${(err as Error).message}; ` +
           'check the URL and that Redis is running, or unset SCANRELAY_REDIS_URL to run one embedded node',
         { cause: err },
       );
@@ -212,5 +212,17 @@ export class RedisConnection {
       { err: err.message, subscriber },
       'Redis connection error; retrying with backoff. Calls fail closed until Redis is reachable (SCANRELAY_REDIS_URL)',
     );
+  }
+}
+
+/** A Redis URL fit for a log or an error: user and password replaced, so credentials never reach a log. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username) u.username = '***';
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
   }
 }
