@@ -348,7 +348,7 @@ export class Commands {
     }
     for (const record of unacked) {
       const current = await queue.get(record.command);
-      if (!current || current.state !== 'delivered' || current.expiresAt <= clock.now()) continue;
+      if (current?.state !== 'delivered' || current.expiresAt <= clock.now()) continue;
       await queue.hold(record.command, record.gateway, record.expiresAt, REHOLD_DEPTH);
       // The stored state stays `delivered` (the sender is told `queued`): it marks the next delivery as a
       // redelivery (see deliverHeld).
