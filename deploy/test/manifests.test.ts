@@ -492,7 +492,7 @@ describe('Grafana dashboard and Prometheus example (deploy/grafana)', () => {
     const names = new Set<string>();
     for (const m of await new RelayMetrics().registry.getMetricsAsJSON()) {
       names.add(m.name);
-      if (m.type === ('histogram' as typeof m.type))
+      if (String(m.type) === 'histogram')
         for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
     }
     const used = new Set(exprs.flatMap((e) => e.match(/\bscanrelay_[a-z0-9_]+/g) ?? []));

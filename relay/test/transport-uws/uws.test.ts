@@ -315,7 +315,7 @@ if (native) {
         const { socket, rest } = await rawUpgrade(port);
         expect(rest.length).toBe(0);
         const reads: Buffer[] = [];
-        let buf = Buffer.alloc(0);
+        let buf: Buffer = Buffer.alloc(0);
         let frames = 0;
         const done = new Promise<void>((resolve) => {
           socket.on('data', (chunk: Buffer) => {
