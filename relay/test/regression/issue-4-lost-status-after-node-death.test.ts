@@ -67,7 +67,7 @@ async function lostStatus(): Promise<Lost> {
 }
 
 /** The gateway's refusal of the redelivered jti, as gateway-agent's dispatcher sends it. */
-function replayed(jti: string, previous?: Msg): Msg {
+function replayed(jti: string, previous?: Record<string, unknown>): Msg {
   return {
     type: 'command.status',
     command: jti,
