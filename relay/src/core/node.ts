@@ -44,6 +44,34 @@ import { SiteRouter } from './router.js';
 import { Sessions } from './sessions.js';
 import { Subscriptions } from './subscriptions.js';
 
+/** What a socket's handlers call on its node. */
+interface NodeCallbacks {
+  inbound(conn: AnyConn, data: string | Uint8Array, isBinary: boolean): void;
+  traffic(conn: AnyConn): void;
+  closed(conn: AnyConn, code: number): void;
+}
+
+/**
+ * One socket's transport handlers: two fields, methods on the prototype (an idle socket is mostly memory, and
+ * four closures plus their object cost ~300 bytes each).
+ */
+class SocketHandlers implements ConnectionHandlers {
+  constructor(
+    private readonly conn: AnyConn,
+    private readonly on: NodeCallbacks,
+  ) {}
+  message(data: string | Uint8Array, isBinary: boolean): void {
+    this.on.inbound(this.conn, data, isBinary);
+  }
+  pong(): void {
+    this.on.traffic(this.conn);
+  }
+  drain(): void {}
+  close(code: number): void {
+    this.on.closed(this.conn, code);
+  }
+}
+
 export interface RelayNodeDeps {
   config: RelayConfig;
   ports: Ports;
@@ -186,13 +214,15 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
         conn.fail('unauthenticated', `no valid hello within ${this.#d.config.limits.helloTimeoutMs} ms`);
     }, this.#d.config.limits.helloTimeoutMs);
     if (this.#shuttingDown) conn.fail('shutting_down');
-    return {
-      message: (data, isBinary) => this.#inbound(conn, data, isBinary),
-      pong: () => this.#traffic(conn),
-      drain: () => undefined,
-      close: (code) => this.#closed(conn, code),
-    };
+    return new SocketHandlers(conn, this.#callbacks);
   }
+
+  /** Shared by every socket's {@link SocketHandlers} (one object per node, not four closures per socket). */
+  readonly #callbacks: NodeCallbacks = {
+    inbound: (conn, data, isBinary) => this.#inbound(conn, data, isBinary),
+    traffic: (conn) => this.#traffic(conn),
+    closed: (conn, code) => this.#closed(conn, code),
+  };
 
   // ─── inbound ──────────────────────────────────────────────────────────────────────────────────────
 

@@ -20,6 +20,9 @@ import type { BrowserConn } from './connection.js';
 import type { KeyedCounter } from './limits.js';
 import type { Subscriptions } from './subscriptions.js';
 
+/** Distinct site lists whose Sets are shared between sockets (see `#siteSet`). */
+const MAX_SHARED_SITE_SETS = 10_000;
+
 export interface SessionsDeps {
   config: RelayConfig;
   auth: Authenticator;
@@ -37,6 +40,7 @@ export class Sessions {
    */
   readonly #bySid = new Map<string, BrowserConn | Set<BrowserConn>>();
   readonly #limits: Limits;
+  readonly #siteSets = new Map<string, ReadonlySet<string>>();
 
   constructor(private readonly d: SessionsDeps) {
     const l = d.config.limits;
@@ -141,7 +145,7 @@ export class Sessions {
       else if (entry instanceof Set) entry.add(conn);
       else if (entry !== conn) this.#bySid.set(conn.sid, new Set([entry, conn]));
     }
-    conn.sites = new Set(claims.sites);
+    conn.sites = this.#siteSet(claims.sites);
     conn.expiresAt = verified.expiresAt;
     this.#schedule(conn);
   }
@@ -174,6 +178,22 @@ export class Sessions {
   #clearTimers(conn: BrowserConn): void {
     if (conn.expiryTimer !== undefined) this.d.clock.clearTimeout(conn.expiryTimer);
     conn.expiryTimer = undefined;
+  }
+
+  /**
+   * The read-only site Set for a token's `sites`, shared by every socket whose token lists the same sites (most
+   * of a deployment's users share a few lists; a Set per idle socket costs ~200 bytes). Bounded: when full, the
+   * cache starts over (sockets keep the Sets they hold).
+   */
+  #siteSet(sites: readonly string[]): ReadonlySet<string> {
+    const key = JSON.stringify(sites);
+    let set = this.#siteSets.get(key);
+    if (set === undefined) {
+      if (this.#siteSets.size >= MAX_SHARED_SITE_SETS) this.#siteSets.clear();
+      set = new Set(sites);
+      this.#siteSets.set(key, set);
+    }
+    return set;
   }
 
   #unindex(conn: BrowserConn): void {
