@@ -268,6 +268,9 @@ export async function createWebTransportTransport(
   };
 }
 
+/** How long a close waits for already-sent frames to reach a peer that has stopped reading. */
+const CLOSE_FLUSH_MS = 1_000;
+
 function safeClose(session: WtSession, code: number, reason: string): void {
   try {
     session.close({ closeCode: code, reason: reason.slice(0, 123) });
@@ -294,8 +297,11 @@ class WtConnection implements TransportConnection {
   private queued = 0;
   private corkBuffer: Uint8Array[] | undefined;
   private closed = false;
+  private closing = false;
   private pingArmed = false;
   private overCap = false;
+  /** Settles when every write issued so far has been taken by the stream (see {@link close}). */
+  private lastWrite: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: WtSession,
@@ -335,7 +341,7 @@ class WtConnection implements TransportConnection {
   }
 
   send(frame: string | Uint8Array): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.closing) return false;
     if (this.queued > this.maxBuffered) return false;
     const bytes = encodeStreamFrame(typeof frame === 'string' ? utf8Encode(frame) : frame);
     if (this.corkBuffer) this.corkBuffer.push(bytes);
@@ -371,7 +377,9 @@ class WtConnection implements TransportConnection {
   private write(bytes: Uint8Array): void {
     this.queued += bytes.byteLength;
     if (this.queued > this.maxBuffered) this.overCap = true;
-    this.writer.write(bytes).then(
+    const written = this.writer.write(bytes);
+    this.lastWrite = written.catch(() => {});
+    written.then(
       () => {
         this.queued -= bytes.byteLength;
         if (this.overCap && this.queued <= this.maxBuffered / 2) {
@@ -383,9 +391,22 @@ class WtConnection implements TransportConnection {
     );
   }
 
+  /**
+   * Close the session once the frames already sent have reached the stream: closing the session at once
+   * would reset the stream and drop them (e.g. the `error` that explains a 4506), where a WebSocket close
+   * frame queues behind its data. A peer that stops reading gets at most {@link CLOSE_FLUSH_MS} more.
+   */
   close(code: number, reason: string): void {
-    if (this.closed) return;
-    safeClose(this.session, code, reason);
+    if (this.closed || this.closing) return;
+    this.closing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((r) => {
+      timer = setTimeout(r, CLOSE_FLUSH_MS);
+    });
+    Promise.race([this.lastWrite, deadline]).then(() => {
+      clearTimeout(timer);
+      safeClose(this.session, code, reason);
+    });
   }
 
   terminate(): void {

@@ -19,6 +19,7 @@ import {
   validateMessage,
 } from '@scanrelay/protocol';
 import WebSocket from 'ws';
+import { WtTestSocket } from '../transport-webtransport/test-transport.js';
 
 export type Msg = Record<string, unknown> & { type: string };
 
@@ -57,6 +58,9 @@ export class TestClient {
     const codec = opts.codec ?? 'json';
     const protocols = opts.protocols ?? [SUBPROTOCOLS[codec]];
     const direction = url.includes('/v1/gateway') ? 'relay→gateway' : 'relay→browser';
+    // https:// is the relay's WebTransport listener (SCANRELAY_TEST_TRANSPORT=webtransport, see
+    // relay/test/transport-webtransport): the same client over a WebSocket-shaped WebTransport session.
+    if (url.startsWith('https:')) return TestClient.#connectWebTransport(url, protocols, codec, direction, opts);
     const ws = new WebSocket(url, protocols, {
       perMessageDeflate: false,
       ...(opts.origin ? { origin: opts.origin } : {}),
@@ -67,6 +71,25 @@ export class TestClient {
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => reject(new UpgradeRefused(res.statusCode ?? 0)));
       ws.once('error', reject);
+    });
+  }
+
+  static async #connectWebTransport(
+    url: string,
+    protocols: string[],
+    codec: Codec,
+    direction: 'relay→browser' | 'relay→gateway',
+    opts: ConnectOptions,
+  ): Promise<TestClient> {
+    const socket = await WtTestSocket.open(url, protocols, opts.origin);
+    // WtTestSocket has the part of the ws API this class uses.
+    const client = new TestClient(socket as unknown as WebSocket, codec, direction);
+    return new Promise((resolve, reject) => {
+      socket.once('open', () => resolve(client));
+      socket.once('refused', (status: number) => reject(new UpgradeRefused(status)));
+      socket.once('close', (code: number) =>
+        reject(new Error(`WebTransport session closed (${code}) before it opened`)),
+      );
     });
   }
 
@@ -95,7 +118,9 @@ export class TestClient {
 
   /** Send raw bytes or text as they are. */
   sendRaw(data: string | Buffer | Uint8Array, binary?: boolean): void {
-    this.ws.send(data, { binary: binary ?? typeof data !== 'string' });
+    if (this.ws instanceof WtTestSocket)
+      this.ws.send(data); // WebTransport frames have no text/binary flag
+    else this.ws.send(data, { binary: binary ?? typeof data !== 'string' });
   }
 
   /**
@@ -139,6 +164,7 @@ export class TestClient {
 
   close(): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    // (WtTestSocket uses the same readyState numbers.)
   }
 }
 

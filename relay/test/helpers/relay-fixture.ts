@@ -20,6 +20,7 @@ import type { RelayConfigInput } from '../../src/config.js';
 import type { Clock } from '../../src/core/clock.js';
 import { MemoryHub } from '../../src/ports/create.js';
 import { createRelay, type Relay, type RelayDeps } from '../../src/relay.js';
+import { onWebTransport, testCertificate } from '../transport-webtransport/test-transport.js';
 import { type ConnectOptions, type Msg, TestClient } from './client.js';
 import {
   type GatewayKey,
@@ -101,6 +102,14 @@ export class Fixture {
         nodeId: `node-${n}`,
         // The whole protocol suite also runs on uWS (relay/test/transport-uws/protocol-suite.test.ts).
         ...(process.env.SCANRELAY_TEST_TRANSPORT === 'uws' ? { transport: 'uws' as const } : {}),
+        // ...and on WebTransport (relay/test/transport-webtransport/on-webtransport): clients connect there.
+        ...(onWebTransport()
+          ? {
+              webTransportPort: 0,
+              webTransportCert: testCertificate().certPath,
+              webTransportKey: testCertificate().keyPath,
+            }
+          : {}),
         ...base,
         ...config,
         limits: { ...base.limits, ...config.limits },
@@ -122,6 +131,7 @@ export class Fixture {
 
   url(relay: Relay, endpoint: 'browser' | 'gateway' | string): string {
     const path = endpoint === 'browser' || endpoint === 'gateway' ? `/v1/${endpoint}` : endpoint;
+    if (onWebTransport()) return `https://127.0.0.1:${relay.webTransportPort}${path}`;
     return `ws://127.0.0.1:${relay.port}${path}`;
   }
 
