@@ -17,6 +17,11 @@ export interface RunConfig {
   progress: boolean;
   /** Directory for V8 CPU profiles of the relay nodes (`--cpu-prof DIR`), or undefined. */
   cpuProfDir: string | undefined;
+  /**
+   * Extra Node options for every relay node (`--relay-node-args "--max-semi-space-size=1"`, space-separated),
+   * to measure a runtime setting against the default in separate runs.
+   */
+  relayNodeArgs: string[];
 }
 
 export const SCENARIOS = ['fanout', 'connections', 'command', 'churn', 'capacity'] as const;
@@ -49,6 +54,7 @@ export function parseArgs(argv: readonly string[], defaultOut: string): RunConfi
     outDir: value('out') ?? defaultOut,
     progress: flag('progress') || process.stderr.isTTY === true,
     cpuProfDir: value('cpu-prof'),
+    relayNodeArgs: (value('relay-node-args') ?? '').split(' ').filter(Boolean),
     fanout: quick
       ? { topics: 2, subscribers: 10, steps: [2_000], stepMs: 1_000, warmupMs: 300, sampleEvery: 1 }
       : {

@@ -3,7 +3,7 @@
  * The ScanRelay benchmark harness. `npm run bench` runs the full report; `--quick` a few seconds per arm
  * (CI). Options: `--arms a,b`, `--scenarios fanout,connections,command,churn,capacity`, `--rounds N`,
  * `--steps 25000,50000,100000`, `--step-seconds S`, `--out DIR`, `--progress`, `--cpu-prof DIR` (V8 CPU
- * profiles of the relay nodes, written when they stop).
+ * profiles of the relay nodes, written when they stop), `--relay-node-args "…"` (Node options for the relay nodes).
  *
  * Method (shared/BENCH.md): the system under test runs pinned to CPU 1 and this process (the load generator)
  * to CPU 0; arms run interleaved in rotated order each round; warm-up is not recorded; latency is measured
@@ -177,7 +177,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  if (cfg.cpuProfDir) setRelayNodeArgs(['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`]);
+  setRelayNodeArgs([
+    ...cfg.relayNodeArgs,
+    ...(cfg.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`] : []),
+  ]);
   if (!pinSelf())
     process.stderr.write('bench: taskset not available; running unpinned (figures are less comparable)\n');
   const command = `npm run bench --${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
