@@ -61,6 +61,7 @@ interface Encoder {
 const g = globalThis as unknown as {
   TextDecoder: new (label?: string, o?: { fatal?: boolean }) => Decoder;
   TextEncoder: new () => Encoder;
+  setTimeout(fn: () => void, ms: number): unknown;
 };
 const utf8 = new g.TextDecoder('utf-8', { fatal: true });
 const enc = new g.TextEncoder();
@@ -117,19 +118,35 @@ export class WebTransportSocket {
     this.url = url;
     const offer = (Array.isArray(protocols) ? protocols : protocols ? [protocols] : []).join(',');
     this.transport = new Impl(url, transportOptions);
-    this.transport.closed.then(
-      (info) => this.fireClose(info?.closeCode ?? 1005, info?.reason ?? '', true),
-      () => this.fireClose(1006, '', false),
+    let sessionClosed = false;
+    const closeInfo = this.transport.closed.then(
+      (info) => ({ code: info?.closeCode ?? 1005, reason: info?.reason ?? '', clean: true }),
+      () => ({ code: 1006, reason: '', clean: false }),
     );
-    this.start(offer).catch((error: unknown) => {
-      this.emit({ type: 'error', error });
-      this.fireClose(1006, '', false);
-      try {
-        this.transport.close({ closeCode: 1006, reason: '' });
-      } catch {
-        // already gone
-      }
+    void closeInfo.then(() => {
+      sessionClosed = true;
     });
+    // `close` fires only after the stream reader is done, so every frame that arrived before the session's
+    // close info is delivered first (as on a WebSocket, where the close frame queues behind the data).
+    this.start(offer).then(
+      () => closeInfo.then((i) => this.fireClose(i.code, i.reason, i.clean)),
+      async (error: unknown) => {
+        // A session closing errors its streams: that is the close, not a failure, when the close info is in.
+        await Promise.race([closeInfo, new Promise<void>((r) => g.setTimeout(r, 0))]);
+        if (sessionClosed) {
+          const i = await closeInfo;
+          this.fireClose(i.code, i.reason, i.clean);
+          return;
+        }
+        this.emit({ type: 'error', error });
+        this.fireClose(1006, '', false);
+        try {
+          this.transport.close({ closeCode: 1006, reason: '' });
+        } catch {
+          // already gone
+        }
+      },
+    );
   }
 
   private async start(offer: string): Promise<void> {

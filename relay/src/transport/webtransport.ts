@@ -393,8 +393,8 @@ class WtConnection implements TransportConnection {
 
   /**
    * Close the session once the frames already sent have reached the stream: closing the session at once
-   * would reset the stream and drop them (e.g. the `error` that explains a 4506), where a WebSocket close
-   * frame queues behind its data. A peer that stops reading gets at most {@link CLOSE_FLUSH_MS} more.
+   * would reset the stream and drop them (e.g. the `error` that explains a 4506, or the acks before a 4001),
+   * where a WebSocket close frame queues behind its data. A peer that stops reading gets at most {@link CLOSE_FLUSH_MS} more.
    */
   close(code: number, reason: string): void {
     if (this.closed || this.closing) return;
@@ -403,7 +403,10 @@ class WtConnection implements TransportConnection {
     const deadline = new Promise<void>((r) => {
       timer = setTimeout(r, CLOSE_FLUSH_MS);
     });
-    Promise.race([this.lastWrite, deadline]).then(() => {
+    // FIN the stream after the last frame, so the peer's reader ends cleanly before the session close
+    // capsule errors its streams (which would drop frames still queued in the peer's readable).
+    const flushed = this.lastWrite.then(() => this.writer.close().catch(() => {}));
+    Promise.race([flushed, deadline]).then(() => {
       clearTimeout(timer);
       safeClose(this.session, code, reason);
     });

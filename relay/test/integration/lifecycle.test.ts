@@ -9,6 +9,7 @@ import { ManualClock } from '../contract/manual-clock.js';
 import type { Fixture } from '../helpers/relay-fixture.js';
 import { createFixture } from '../helpers/relay-fixture.js';
 import { forgeUnsigned, generateManageKey, mintSession, TEST_ISSUER } from '../helpers/tokens.js';
+import { itOverWebSocket } from '../transport-webtransport/wire.js';
 
 let fx: Fixture;
 afterEach(async () => {
@@ -150,7 +151,8 @@ describe('after welcome', () => {
     expect(await client.closed).toEqual({ code: 4500, reason: 'bad_message' });
   });
 
-  it('answers a binary frame on the JSON subprotocol (and text on msgpack) with bad_message', async () => {
+  // WebTransport frames carry no text/binary flag: the codec alone decides how a frame is read.
+  itOverWebSocket('answers a binary frame on the JSON subprotocol (and text on msgpack) with bad_message', async () => {
     fx = await createFixture();
     const relay = await fx.start();
     const { client } = await fx.browser(relay);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Fixture } from '../helpers/relay-fixture.js';
 import { createFixture, until } from '../helpers/relay-fixture.js';
+import { describeOverWebSocket } from '../transport-webtransport/wire.js';
 
 let fx: Fixture;
 let child: ChildProcess | undefined;
@@ -61,7 +62,8 @@ describe('gateway floods', () => {
   });
 });
 
-describe('slow consumers', () => {
+// WebTransport: the Node WebTransport client cannot stop reading (relay/README.md); not registered there.
+describeOverWebSocket('slow consumers', () => {
   it('cuts a browser that stops reading while events stream, and others keep receiving (38)', async () => {
     fx = await createFixture();
     const relay = await fx.start({
@@ -100,7 +102,8 @@ describe('slow consumers', () => {
   });
 });
 
-describe('liveness', () => {
+// WebTransport: no ping frames; protocol-ping liveness is in transport-webtransport/on-webtransport.
+describeOverWebSocket('liveness', () => {
   it('terminates a gateway that stops answering pings (SIGSTOP), shows it offline, and holds its commands', async () => {
     fx = await createFixture({
       config: { timings: { pingIntervalMs: 100, livenessTimeoutMs: 400, presenceTtlMs: 1_000 } },

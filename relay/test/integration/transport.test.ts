@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TestClient, upgradeStatus } from '../helpers/client.js';
 import type { Fixture } from '../helpers/relay-fixture.js';
 import { createFixture, ORIGIN, until } from '../helpers/relay-fixture.js';
+import { itOverWebSocket } from '../transport-webtransport/wire.js';
 
 let fx: Fixture;
 afterEach(async () => {
@@ -77,7 +78,8 @@ function frame(opcode: number, payload: Buffer, opts: { fin?: boolean; rsv1?: bo
 }
 
 describe('upgrade policy', () => {
-  it('refuses browsers without an allowed Origin with 403 (28)', async () => {
+  // WebTransport: no HTTP upgrade; Origin is refused at the CONNECT (on-webtransport/transport-equivalents).
+  itOverWebSocket('refuses browsers without an allowed Origin with 403 (28)', async () => {
     fx = await createFixture();
     const relay = await fx.start();
     const url = fx.url(relay, 'browser');
@@ -93,28 +95,34 @@ describe('upgrade policy', () => {
     expect(await upgradeStatus(fx.url(relay, 'gateway'), {})).toBe(101);
   });
 
-  it('refuses an upgrade offering neither subprotocol with 400, and answers only a fixed name', async () => {
-    fx = await createFixture();
-    const relay = await fx.start();
-    const url = fx.url(relay, 'gateway');
-    expect(await upgradeStatus(url, { protocols: [] })).toBe(400);
-    expect(await upgradeStatus(url, { protocols: ['chat', 'scanrelay.v2.json'] })).toBe(400);
-    const c = await TestClient.connect(url, { protocols: ['chat', 'scanrelay.v1.json', 'scanrelay.v1.msgpack'] });
-    expect(c.ws.protocol).toBe('scanrelay.v1.msgpack');
-    c.close();
-    const j = await TestClient.connect(url, { protocols: ['scanrelay.v1.json'] });
-    expect(j.ws.protocol).toBe('scanrelay.v1.json');
-    j.close();
-  });
+  // WebTransport: the subprotocol travels in the stream preamble (4500 there; transport-equivalents).
+  itOverWebSocket(
+    'refuses an upgrade offering neither subprotocol with 400, and answers only a fixed name',
+    async () => {
+      fx = await createFixture();
+      const relay = await fx.start();
+      const url = fx.url(relay, 'gateway');
+      expect(await upgradeStatus(url, { protocols: [] })).toBe(400);
+      expect(await upgradeStatus(url, { protocols: ['chat', 'scanrelay.v2.json'] })).toBe(400);
+      const c = await TestClient.connect(url, { protocols: ['chat', 'scanrelay.v1.json', 'scanrelay.v1.msgpack'] });
+      expect(c.ws.protocol).toBe('scanrelay.v1.msgpack');
+      c.close();
+      const j = await TestClient.connect(url, { protocols: ['scanrelay.v1.json'] });
+      expect(j.ws.protocol).toBe('scanrelay.v1.json');
+      j.close();
+    },
+  );
 
-  it('answers 404 for other paths and never reads a query string', async () => {
+  // WebTransport: the CONNECT answers 404 (transport-equivalents).
+  itOverWebSocket('answers 404 for other paths and never reads a query string', async () => {
     fx = await createFixture();
     const relay = await fx.start();
     expect(await upgradeStatus(fx.url(relay, '/v1/other'), {})).toBe(404);
     expect(await upgradeStatus(fx.url(relay, '/v1/gateway?token=abc'), {})).toBe(101);
   });
 
-  it('caps connections per IP before authentication with 429 (40)', async () => {
+  // WebTransport: the peer address is known only after the CONNECT, so the cap closes 4001 (transport-equivalents).
+  itOverWebSocket('caps connections per IP before authentication with 429 (40)', async () => {
     fx = await createFixture();
     const relay = await fx.start({ limits: { maxConnectionsPerIp: 3 } });
     const url = fx.url(relay, 'gateway');
@@ -125,17 +133,21 @@ describe('upgrade policy', () => {
     expect(await upgradeStatus(url, {})).toBe(101);
   });
 
-  it('behind a trusted proxy, counts the X-Forwarded-For client; otherwise ignores the header', async () => {
-    fx = await createFixture();
-    const trusted = await fx.start({ trustProxy: true, limits: { maxConnectionsPerIp: 1 } });
-    const direct = await fx.start({ limits: { maxConnectionsPerIp: 1 } });
-    const xff = (ip: string) => ({ headers: { 'x-forwarded-for': `6.6.6.6, ${ip}` } });
-    await fx.connectGateway(trusted, xff('10.0.0.1'));
-    expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.2'))).toBe(101);
-    expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.1'))).toBe(429);
-    await fx.connectGateway(direct, xff('10.0.0.1'));
-    expect(await upgradeStatus(fx.url(direct, 'gateway'), xff('10.0.0.2'))).toBe(429);
-  });
+  // WebTransport: the adapter counts the QUIC/TLS peer address; no proxy in front of it adds X-Forwarded-For.
+  itOverWebSocket(
+    'behind a trusted proxy, counts the X-Forwarded-For client; otherwise ignores the header',
+    async () => {
+      fx = await createFixture();
+      const trusted = await fx.start({ trustProxy: true, limits: { maxConnectionsPerIp: 1 } });
+      const direct = await fx.start({ limits: { maxConnectionsPerIp: 1 } });
+      const xff = (ip: string) => ({ headers: { 'x-forwarded-for': `6.6.6.6, ${ip}` } });
+      await fx.connectGateway(trusted, xff('10.0.0.1'));
+      expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.2'))).toBe(101);
+      expect(await upgradeStatus(fx.url(trusted, 'gateway'), xff('10.0.0.1'))).toBe(429);
+      await fx.connectGateway(direct, xff('10.0.0.1'));
+      expect(await upgradeStatus(fx.url(direct, 'gateway'), xff('10.0.0.2'))).toBe(429);
+    },
+  );
 
   it('caps browser connections per user with rate_limited (4001)', async () => {
     fx = await createFixture();
@@ -161,27 +173,35 @@ describe('frames', () => {
     await again.client.roundTrip();
   });
 
-  it('closes compressed (RSV1), unmasked and reserved-opcode frames with 1002, bad UTF-8 with 1007 (30, 31)', async () => {
-    fx = await createFixture();
-    const relay = await fx.start();
-    const port = relay.port!;
-    const ping = Buffer.from(JSON.stringify({ type: 'ping' }));
-    const closedWith = async (bytes: Promise<Buffer>, code: number, uwsCloses = true): Promise<void> => {
-      const received = closeCodeIn(await bytes);
-      if (onUws)
-        expect({ received, serverClosed: serverClosedLast }).toEqual({ received: undefined, serverClosed: uwsCloses });
-      else expect(received).toBe(code);
-    };
-    await closedWith(rawExchange(port, [frame(1, ping, { rsv1: true })]), 1002);
-    // uWS reads an unmasked frame's first payload bytes as a mask and waits for the rest: nothing is
-    // delivered, and the hello deadline closes the socket later.
-    await closedWith(rawExchange(port, [frame(1, ping, { mask: false })]), 1002, false);
-    await closedWith(rawExchange(port, [frame(3, ping)]), 1002);
-    await closedWith(rawExchange(port, [frame(1, Buffer.from([0x22, 0xff, 0xfe, 0x22]))]), 1007);
-    await until(() => relay.connectionCount === 0, 'raw sockets gone');
-  });
+  // WebTransport has no WebSocket framing (bad UTF-8 → 1007 is in transport-equivalents).
+  itOverWebSocket(
+    'closes compressed (RSV1), unmasked and reserved-opcode frames with 1002, bad UTF-8 with 1007 (30, 31)',
+    async () => {
+      fx = await createFixture();
+      const relay = await fx.start();
+      const port = relay.port!;
+      const ping = Buffer.from(JSON.stringify({ type: 'ping' }));
+      const closedWith = async (bytes: Promise<Buffer>, code: number, uwsCloses = true): Promise<void> => {
+        const received = closeCodeIn(await bytes);
+        if (onUws)
+          expect({ received, serverClosed: serverClosedLast }).toEqual({
+            received: undefined,
+            serverClosed: uwsCloses,
+          });
+        else expect(received).toBe(code);
+      };
+      await closedWith(rawExchange(port, [frame(1, ping, { rsv1: true })]), 1002);
+      // uWS reads an unmasked frame's first payload bytes as a mask and waits for the rest: nothing is
+      // delivered, and the hello deadline closes the socket later.
+      await closedWith(rawExchange(port, [frame(1, ping, { mask: false })]), 1002, false);
+      await closedWith(rawExchange(port, [frame(3, ping)]), 1002);
+      await closedWith(rawExchange(port, [frame(1, Buffer.from([0x22, 0xff, 0xfe, 0x22]))]), 1007);
+      await until(() => relay.connectionCount === 0, 'raw sockets gone');
+    },
+  );
 
-  it('refuses a fragment flood (many tiny continuation frames) without buffering them all', async () => {
+  // WebTransport has no fragments: one length prefix per message, capped before buffering (1009).
+  itOverWebSocket('refuses a fragment flood (many tiny continuation frames) without buffering them all', async () => {
     fx = await createFixture();
     const relay = await fx.start();
     const frames = [frame(1, Buffer.from('{'), { fin: false })];

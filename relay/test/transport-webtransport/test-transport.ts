@@ -16,12 +16,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type WebTransportConstructor,
-  type WebTransportLike,
-  type WebTransportSocket,
-  webTransportSocketClass,
-} from '@scanrelay/protocol';
+import { type WebTransportConstructor, type WebTransportSocket, webTransportSocketClass } from '@scanrelay/protocol';
 
 export const onWebTransport = (): boolean => process.env.SCANRELAY_TEST_TRANSPORT === 'webtransport';
 
@@ -76,9 +71,16 @@ export function removeCertificate(): void {
 }
 
 const ORIGIN_PARAM = 'scanrelay-test-origin';
+const ID_PARAM = 'scanrelay-test-id';
+/** HTTP status of each test CONNECT by id: the library reports a refusal only as "Opening handshake failed". */
+const connectStatus = new Map<string, number>();
+let nextId = 0;
 let patched = false;
 
-/** Move `?scanrelay-test-origin=…` of a WebTransport CONNECT into its `origin` header (absent when empty). */
+/**
+ * Move `?scanrelay-test-origin=…` of a WebTransport CONNECT into its `origin` header (absent when empty),
+ * strip `scanrelay-test-id`, and note the response status under that id.
+ */
 function patchHttp2Origin(): void {
   if (patched) return;
   patched = true;
@@ -95,11 +97,19 @@ function patchHttp2Origin(): void {
       return original.call(this, headers, ...rest);
     const url = new URL(path, 'https://x');
     const origin = url.searchParams.get(ORIGIN_PARAM);
+    const id = url.searchParams.get(ID_PARAM);
     url.searchParams.delete(ORIGIN_PARAM);
+    url.searchParams.delete(ID_PARAM);
     const h: Record<string, unknown> = { ...headers, ':path': `${url.pathname}${url.search}` };
     delete h.origin;
     if (origin) h.origin = origin;
-    return original.call(this, h, ...rest);
+    const stream = original.call(this, h, ...rest) as {
+      once(e: 'response', l: (headers: Record<string, unknown>) => void): void;
+    };
+    if (id !== null) {
+      stream.once('response', (res) => connectStatus.set(id, Number(res[':status'])));
+    }
+    return stream;
   };
 }
 
@@ -116,32 +126,14 @@ export class WtTestSocket {
   readonly #listeners = new Map<WsEvent, Array<(...args: unknown[]) => void>>();
   #opened = false;
 
-  private constructor(url: string, protocols: string[], Impl: WebTransportConstructor, hash: Uint8Array) {
-    // Wrap the implementation to see the session's own close info: a refused CONNECT closes it with the
-    // HTTP status as its code before the socket opens. Watched on construction, so `refused` is emitted
-    // before the socket's own `close`.
-    const sessionClosed = (info: { closeCode?: number } | undefined): void => {
-      const code = info?.closeCode ?? 0;
-      if (!this.#opened && code >= 400 && code < 600) this.#emit('refused', code);
-    };
-    class Watched implements WebTransportLike {
-      readonly #inner: WebTransportLike;
-      readonly ready: WebTransportLike['ready'];
-      readonly closed: WebTransportLike['closed'];
-      constructor(u: string, o?: Record<string, unknown>) {
-        this.#inner = new Impl(u, o);
-        this.ready = this.#inner.ready;
-        this.closed = this.#inner.closed;
-        this.closed.then(sessionClosed, () => undefined);
-      }
-      createBidirectionalStream() {
-        return this.#inner.createBidirectionalStream();
-      }
-      close(info?: { closeCode?: number; reason?: string }) {
-        this.#inner.close(info);
-      }
-    }
-    const Socket = webTransportSocketClass(Watched, {
+  private constructor(
+    url: string,
+    protocols: string[],
+    Impl: WebTransportConstructor,
+    hash: Uint8Array,
+    private readonly id: string,
+  ) {
+    const Socket = webTransportSocketClass(Impl, {
       serverCertificateHashes: [{ algorithm: 'sha-256', value: hash }],
       forceReliable: true,
     });
@@ -154,8 +146,12 @@ export class WtTestSocket {
       const binary = typeof e.data !== 'string';
       this.#emit('message', binary ? Buffer.from(e.data as ArrayBuffer) : Buffer.from(e.data as string), binary);
     }) as never);
-    this.#socket.addEventListener('close', ((e: { code: number; reason: string }) =>
-      this.#emit('close', e.code, Buffer.from(e.reason))) as never);
+    this.#socket.addEventListener('close', ((e: { code: number; reason: string }) => {
+      const status = connectStatus.get(this.id);
+      connectStatus.delete(this.id);
+      if (!this.#opened && status !== undefined && status !== 200) this.#emit('refused', status);
+      this.#emit('close', e.code, Buffer.from(e.reason));
+    }) as never);
     this.#socket.addEventListener('error', ((e: { error?: unknown }) => this.#emit('error', e.error)) as never);
   }
 
@@ -166,8 +162,10 @@ export class WtTestSocket {
       WebTransport: WebTransportConstructor;
     };
     const u = new URL(url);
+    const id = String(++nextId);
     u.searchParams.set(ORIGIN_PARAM, origin ?? '');
-    return new WtTestSocket(u.toString(), protocols, WebTransport, testCertificate().sha256);
+    u.searchParams.set(ID_PARAM, id);
+    return new WtTestSocket(u.toString(), protocols, WebTransport, testCertificate().sha256, id);
   }
 
   get protocol(): string {
