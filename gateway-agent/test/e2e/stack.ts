@@ -60,6 +60,12 @@ export const agentConfig = (fx: Fixture, relay: Relay, stateDir: string, extra: 
   validateConfig(agentSettings(fx, relay, stateDir, extra));
 
 /** Worklist args for `accession`, scheduled now (the simulator queries today's items for its station). */
+/**
+ * One appointment time for the whole test file: worklist.add is idempotent only for identical details, so
+ * two calls meant to be "the same" must not straddle a second boundary (they once did, under load).
+ */
+const SCHEDULED_AT = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
 export function worklistArgs(accession: string, patientId = '9434765919') {
   return {
     accession,
@@ -68,7 +74,7 @@ export function worklistArgs(accession: string, patientId = '9434765919') {
     birthDate: '19700101',
     sex: 'F' as const,
     stationAet: 'HOLOGIC1',
-    scheduledAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    scheduledAt: SCHEDULED_AT,
     procedure: 'Screening mammography',
   };
 }
