@@ -34,6 +34,9 @@ export function parseArgs(argv: readonly string[], defaultOut: string): RunConfi
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const quick = flag('quick');
+  // Offered command rate (commands/s) for the command round-trip scenario; 500 is issue 6's target rate.
+  const commandRate = Number(value('command-rate') ?? 500);
+  if (!Number.isInteger(commandRate) || commandRate < 1) throw new Error('--command-rate must be a positive integer');
   const list = (name: string): string[] | undefined =>
     value(name)
       ?.split(',')
@@ -69,7 +72,7 @@ export function parseArgs(argv: readonly string[], defaultOut: string): RunConfi
     capacityConnections: quick ? 300 : 15_000,
     command: quick
       ? { rate: 50, durationMs: 1_000, warmupMs: 200, browsers: 2 }
-      : { rate: 500, durationMs: 5_000, warmupMs: 1_000, browsers: 10 },
+      : { rate: commandRate, durationMs: 5_000, warmupMs: 1_000, browsers: 10 },
     churn: quick
       ? { sites: 2, browsersPerSite: 5, rate: 50, durationMs: 2_000, drops: 4 }
       : { sites: 5, browsersPerSite: 20, rate: 200, durationMs: 10_000, drops: 40 },
