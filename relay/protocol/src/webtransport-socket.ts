@@ -47,6 +47,9 @@ export interface SocketEvent {
 type AnySocketEvent = SocketMessageEvent | SocketCloseEvent | SocketEvent;
 type Listener = (event: never) => void;
 
+/** Longest a session close waits for the stream reader to deliver what had already arrived, ms. */
+const CLOSE_GRACE_MS = 1000;
+
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSING = 2;
@@ -123,11 +126,14 @@ export class WebTransportSocket {
       (info) => ({ code: info?.closeCode ?? 1005, reason: info?.reason ?? '', clean: true }),
       () => ({ code: 1006, reason: '', clean: false }),
     );
-    void closeInfo.then(() => {
-      sessionClosed = true;
-    });
     // `close` fires only after the stream reader is done, so every frame that arrived before the session's
-    // close info is delivered first (as on a WebSocket, where the close frame queues behind the data).
+    // close info is delivered first (as on a WebSocket, where the close frame queues behind the data) — but
+    // it never waits on a reader that does not finish (an implementation that leaves its stream hanging after
+    // the session closed): the close is reported at the latest CLOSE_GRACE_MS after the close info.
+    void closeInfo.then((i) => {
+      sessionClosed = true;
+      g.setTimeout(() => this.fireClose(i.code, i.reason, i.clean), CLOSE_GRACE_MS);
+    });
     this.start(offer).then(
       () => closeInfo.then((i) => this.fireClose(i.code, i.reason, i.clean)),
       async (error: unknown) => {
