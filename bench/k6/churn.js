@@ -20,6 +20,7 @@ const DURATION = Number(__ENV.DURATION ?? 10);
 const DROP_EVERY = Number(__ENV.DROP_EVERY ?? 2);
 const LEAD = Number(__ENV.LEAD ?? 2);
 const TAIL = Number(__ENV.TAIL ?? 3);
+const SETTLE = Number(__ENV.SETTLE ?? 10);
 const EXPECTED = Math.floor(RATE * DURATION);
 
 const lost = new Counter('events_lost');
@@ -35,7 +36,7 @@ export const options = {
       vus: SITES * SUBSCRIBERS,
       iterations: 1,
       exec: 'browser',
-      maxDuration: `${LEAD + DURATION + TAIL + 30}s`,
+      maxDuration: `${LEAD + DURATION + TAIL + SETTLE + 30}s`,
     },
     gateways: {
       executor: 'per-vu-iterations',
@@ -82,12 +83,19 @@ export async function browser() {
   };
   connect();
   const dropper = setInterval(() => socket.close(), DROP_EVERY * 1000 + Math.floor(Math.random() * 500));
+  // At the end stop dropping, then give late events (a loaded gateway's timer drifts; a browser may be
+  // mid-reconnect) up to SETTLE more seconds: "lost" means never arrived, not arrived late.
   setTimeout(
     () => {
-      done = true;
       clearInterval(dropper);
-      lost.add(Math.max(0, EXPECTED - seen.size));
-      socket.close();
+      const settleUntil = Date.now() + SETTLE * 1000;
+      const finish = setInterval(() => {
+        if (seen.size < EXPECTED && Date.now() < settleUntil) return;
+        clearInterval(finish);
+        done = true;
+        lost.add(Math.max(0, EXPECTED - seen.size));
+        socket.close();
+      }, 100);
     },
     (LEAD + DURATION + TAIL) * 1000,
   );
