@@ -18,7 +18,6 @@
  */
 import {
   type BrowserToRelay,
-  CODES,
   type Codec,
   closeAction,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -36,6 +35,7 @@ import { CommandHandle, readJti, statusFromEvent } from './command.js';
 import { Emitter } from './emitter.js';
 import { errorForClose, ScanRelayError } from './errors.js';
 import { Renewal } from './renewal.js';
+import { DEAD_LINK_CLOSE, defaultTimers, TOKEN_CLOSE_CODES, TRANSITIONS, WS_OPEN } from './states.js';
 import { Subscription } from './subscription.js';
 import { fetchToken } from './token.js';
 import { browserEndpoint, frameBytes, type TransportKind, TransportPolicy } from './transport.js';
@@ -48,26 +48,6 @@ import type {
   WebSocketConstructor,
   WebSocketLike,
 } from './types.js';
-
-const TRANSITIONS: Readonly<Record<ClientState, readonly ClientState[]>> = {
-  disconnected: ['connecting', 'closed'],
-  connecting: ['authenticating', 'reconnecting', 'closed'],
-  authenticating: ['connected', 'reconnecting', 'closed'],
-  connected: ['reconnecting', 'closed'],
-  reconnecting: ['connecting', 'closed'],
-  closed: ['connecting'],
-};
-
-/** Close codes after which a fresh token may fix things: get one and reconnect (once) instead of stopping. */
-const TOKEN_CLOSE_CODES = new Set([CODES.token_expired.closeCode, CODES.unauthenticated.closeCode]);
-/** Local close code when the link is proven dead (no answer to a ping) or never welcomed us in time. */
-const DEAD_LINK_CLOSE = 4000;
-const WS_OPEN = 1;
-
-const defaultTimers: Timers = {
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof globalThis.setTimeout>),
-};
 
 export class ScanRelayClient extends Emitter<ClientEvents> {
   readonly #url: string;
