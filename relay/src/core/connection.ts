@@ -132,27 +132,27 @@ export abstract class Conn<Out extends AnyMessage = AnyMessage> {
   }
 
   /**
-   * Rate check for one inbound frame. Browser: over the rate the frame is dropped; the first drop is answered
-   * with `rate_limited`, and `rateLimitStrikes` drops in a row close the socket (4001). Gateway: closed (4001)
-   * at once, so no event is ever skipped.
+   * Rate check for one inbound frame. Browser: over the rate the frame is not handled (`over`: the node
+   * answers it with `rate_limited` carrying the frame's `ref`, so the sender knows which request was refused),
+   * and `rateLimitStrikes` refusals in a row close the socket (4001, `closed`). Gateway: closed (4001) at once,
+   * so no event is ever skipped.
    */
-  admitFrame(): boolean {
+  admitFrame(): 'ok' | 'over' | 'closed' {
     this.lastSeen = this.env.clock.now();
     if (this.#bucket.take()) {
       this.#rateStrikes = 0;
-      return true;
+      return 'ok';
     }
     if (this.isGatewayEndpoint()) {
       // Never drop a gateway frame and carry on: a later seq would be stored first and the dropped event,
       // resent, refused as a duplicate — lost. Close instead (4001, reconnect); it resends from `acked`.
       this.fail('rate_limited', 'over the gateway message rate; reconnect and resend from welcome.acked');
-      return false;
+      return 'closed';
     }
     this.#rateStrikes++;
-    if (this.#rateStrikes === 1) this.error('rate_limited', 'over the message rate limit (see welcome.limits)');
-    else if (this.#rateStrikes >= this.env.limits.rateLimitStrikes)
-      this.fail('rate_limited', 'message rate still over the limit after a warning');
-    return false;
+    if (this.#rateStrikes < this.env.limits.rateLimitStrikes) return 'over';
+    this.fail('rate_limited', 'message rate still over the limit after a warning');
+    return 'closed';
   }
 
   /** Count an invalid message: answer it, and close after `maxBadMessages`. */
@@ -198,6 +198,8 @@ export class BrowserConn extends Conn<RelayToBrowser> {
   /** Sites the current token lists. */
   sites: ReadonlySet<string> = new Set();
   expiresAt = 0;
+  /** `iat` (seconds) of the session token in force: a renewal with an older one is refused (never go back). */
+  issuedAt = 0;
   /** The session's one pending timer: the `auth.expiring` warning, then (once it fired) the expiry close. */
   expiryTimer: Timer | undefined;
   /** Counted against the per-user cap (so the close undoes it exactly once). */

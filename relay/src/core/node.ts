@@ -16,6 +16,7 @@ import {
   codecForSubprotocol,
   decodeFrame,
   type GatewayToRelay,
+  MAX_REF_LENGTH,
   PATHS,
   ProtocolError,
   validateMessage,
@@ -43,6 +44,16 @@ import { KeyedCounter } from './limits.js';
 import { SiteRouter } from './router.js';
 import { Sessions } from './sessions.js';
 import { Subscriptions } from './subscriptions.js';
+
+/**
+ * The `ref` of a decoded frame, if it carries a well-formed one (a string of at most 64 chars), so that a
+ * refusal of a message that failed validation or a limit still names the request it refuses.
+ */
+function refOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const ref = (value as { ref?: unknown }).ref;
+  return typeof ref === 'string' && ref.length > 0 && ref.length <= MAX_REF_LENGTH ? ref : undefined;
+}
 
 /** What a socket's handlers call on its node. */
 interface NodeCallbacks {
@@ -228,10 +239,17 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
 
   #inbound(conn: AnyConn, data: string | Uint8Array, isBinary: boolean): void {
     if (conn.isGone) return;
-    if (!conn.admitFrame()) return;
+    const admitted = conn.admitFrame();
+    if (admitted === 'closed') return;
+    let value: unknown;
     let msg: BrowserToRelay | GatewayToRelay;
     try {
-      const value = decodeFrame(conn.codec, data, isBinary, this.#d.config.limits.maxMessageBytes);
+      // Decoded even when over the rate (the size cap still comes first): the refusal must name its request.
+      value = decodeFrame(conn.codec, data, isBinary, this.#d.config.limits.maxMessageBytes);
+      if (admitted === 'over') {
+        conn.error('rate_limited', 'over the message rate limit (see welcome.limits); not handled', refOf(value));
+        return;
+      }
       msg =
         conn.endpoint === 'browser' ? validateMessage('browser→relay', value) : validateMessage('gateway→relay', value);
     } catch (err) {
@@ -239,18 +257,19 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
         // Decoders only throw ProtocolError; anything else is a bug, and must not escape into the transport's
         // event handler (an uncaught throw there would end the process).
         this.#d.logger.error({ err, conn: conn.id }, 'decoding a frame threw unexpectedly');
-        conn.badMessage('the frame could not be decoded');
+        conn.badMessage('the frame could not be decoded', refOf(value));
         return;
       }
-      if (err.code === 'too_large') conn.fail('too_large');
+      if (admitted === 'over') conn.error('rate_limited', 'over the message rate limit (see welcome.limits)');
+      else if (err.code === 'too_large') conn.fail('too_large');
       else if (conn.state === 'hello') conn.fail('bad_message', err.message);
-      else conn.badMessage(err.message);
+      else conn.badMessage(err.message, refOf(value));
       return;
     }
     if (conn.pending >= conn.maxPending) {
       // A gateway is closed rather than skipped, for the same reason as in admitFrame: no event may be dropped.
       if (conn.endpoint === 'gateway') conn.fail('rate_limited', 'too many messages waiting; reconnect and resend');
-      else conn.error('rate_limited', 'too many messages waiting to be handled; slow down');
+      else conn.error('rate_limited', 'too many messages waiting to be handled; slow down', refOf(msg));
       return;
     }
     this.#d.metrics.messagesIn.inc({ role: conn.endpoint, type: msg.type });

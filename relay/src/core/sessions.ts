@@ -99,6 +99,13 @@ export class Sessions {
       conn.error('forbidden', 'a renewal token must be for the same user (sub) as the session', msg.ref);
       return;
     }
+    if (verified.claims.iat < conn.issuedAt) {
+      // An older token (e.g. replayed from a log or a stale tab) would roll back sites or expiry: refused,
+      // the session unchanged. Equal iat is allowed (two tokens minted in the same second).
+      this.d.metrics.authRejections.inc({ role: 'browser', reason: 'renewal_older_token' });
+      conn.error('forbidden', 'a renewal token must not be older (iat) than the session token in force', msg.ref);
+      return;
+    }
     this.#apply(conn, verified);
     this.d.subscriptions.restrict(conn);
     const reply: { type: 'auth.ok'; expiresAt: number; ref?: string } = { type: 'auth.ok', expiresAt: conn.expiresAt };
@@ -147,6 +154,7 @@ export class Sessions {
     }
     conn.sites = this.#siteSet(claims.sites);
     conn.expiresAt = verified.expiresAt;
+    conn.issuedAt = claims.iat;
     this.#schedule(conn);
   }
 

@@ -35,7 +35,7 @@ describe('floods', () => {
     await other.client.roundTrip();
   });
 
-  it('a browser under the rate keeps going after one warning', async () => {
+  it('a browser under the rate keeps going after its refusals', async () => {
     fx = await createFixture();
     const relay = await fx.start({ limits: { messageBurst: 5, messagesPerSecond: 1_000, rateLimitStrikes: 50 } });
     const { client } = await fx.browser(relay);

@@ -57,6 +57,23 @@ describe('renewal', () => {
     expect((await client.closed).code).toBe(4501);
   });
 
+  it('refuses a renewal with an older token (iat) than the one in force: session unchanged (issue 12 item 7)', async () => {
+    const relay = await setup();
+    const { client } = await fx.browser(relay, { ttlSeconds: 600, sites: ['site-a'] });
+    // Minted now, before the renewal below: valid, wider (site-b), but older than what will be in force.
+    const older = await fx.session({ ttlSeconds: 600, sites: ['site-a', 'site-b'] });
+    clock.advance(10_000);
+    client.send({ type: 'auth', token: await fx.session({ ttlSeconds: 600, sites: ['site-a'] }), ref: 'new' });
+    const ok = await client.next('auth.ok');
+    client.send({ type: 'auth', token: older, ref: 'old' });
+    expect(await client.next('error')).toMatchObject({ code: 'forbidden', ref: 'old' });
+    // Unchanged: still only site-a, the socket open, expiry as the newer token set it.
+    client.send({ type: 'subscribe', site: 'site-b', ref: 's' });
+    expect(await client.next('error')).toMatchObject({ code: 'forbidden', ref: 's' });
+    client.send({ type: 'auth', token: await fx.session({ ttlSeconds: 600, sites: ['site-a'] }), ref: 'same-iat' });
+    expect((await client.next('auth.ok')).expiresAt).toBe(ok.expiresAt);
+  });
+
   it('a renewal that removes a site ends its subscription, its events and its commands (17)', async () => {
     const relay = await setup();
     const gwB = await fx.gateway(relay, 'gw-b', { site: 'site-b' });
