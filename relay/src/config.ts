@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { DEFAULT_AUDIENCE, DEFAULT_MAX_MESSAGE_BYTES } from '@scanrelay/protocol';
-import type { TransportKind } from './transport/types.js';
+import type { TransportKind } from './core/transport.js';
 
 /** Limits enforced per connection and per node. All have defaults; see README "Limits". */
 export interface RelayLimits {

@@ -9,6 +9,7 @@
  * The binary `scanrelay-relay` (main.ts) does the same from environment variables.
  */
 export type { AdminHooks, Authenticator } from './auth/types.js';
+export { type Clock, systemClock, type Timer } from './clock.js';
 export {
   ConfigError,
   configFromEnv,
@@ -25,9 +26,8 @@ export {
   type RelayTimings,
   resolveConfig,
 } from './config.js';
-export { type Clock, systemClock, type Timer } from './core/clock.js';
+export type { CreateTransport, TransportKind } from './core/transport.js';
 export { RelayMetrics } from './observability/metrics.js';
 export { MemoryHub } from './ports/create.js';
 export type { Ports } from './ports/index.js';
 export { createRelay, type Relay, type RelayDeps } from './relay.js';
-export type { CreateTransport, TransportKind } from './transport/types.js';

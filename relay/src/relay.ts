@@ -23,15 +23,16 @@ import {
   createHttpApi,
   type HttpApiOptions,
 } from './auth/index.js';
+import { type Clock, systemClock } from './clock.js';
 import { type RelayConfig, type RelayConfigInput, resolveConfig } from './config.js';
-import { type Clock, systemClock } from './core/clock.js';
 import { RelayNode } from './core/node.js';
+import type { NodeSettings } from './core/settings.js';
+import type { CreateTransport, TransportHooks, TransportOptions, TransportServer } from './core/transport.js';
 import { createHttpHandler } from './http.js';
 import { createLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { createPorts, type MemoryHub } from './ports/create.js';
 import type { Ports } from './ports/index.js';
-import type { CreateTransport, TransportHooks, TransportOptions, TransportServer } from './transport/types.js';
 import { createWsTransport } from './transport/ws.js';
 
 /** Optional collaborators; everything has a production default. */
@@ -111,6 +112,31 @@ function redisUrls(value: string): string | string[] {
     : value;
 }
 
+/**
+ * The core's own settings, mapped from the validated configuration (the core never sees `RelayConfig`).
+ * `limits` is copied whole: every relay limit is one the core enforces, and the type checker holds the two
+ * lists together (a limit the core declares in `CoreLimits` but the configuration lacks does not compile).
+ */
+export function nodeSettings(config: RelayConfig): NodeSettings {
+  const t = config.timings;
+  return {
+    nodeId: config.nodeId,
+    allowedOrigins: [...config.allowedOrigins],
+    trustProxy: config.trustProxy,
+    limits: { ...config.limits },
+    timings: {
+      pingIntervalMs: t.pingIntervalMs,
+      livenessTimeoutMs: t.livenessTimeoutMs,
+      presenceTtlMs: t.presenceTtlMs,
+      expiryWarningMs: t.expiryWarningMs,
+      revocationSweepMs: t.revocationSweepMs,
+      maintenanceIntervalMs: t.maintenanceIntervalMs,
+      commandAckTimeoutMs: t.commandAckTimeoutMs,
+      shutdownGraceMs: t.shutdownGraceMs,
+    },
+  };
+}
+
 /** Limits every transport enforces itself, from the configuration. */
 function transportOptions(config: RelayConfig, port: number, logger: Logger): TransportOptions {
   return {
@@ -188,7 +214,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       ownAuth = created;
       auth = created;
     }
-    const relayNode = new RelayNode({ config, ports, auth, clock, logger, metrics });
+    const relayNode = new RelayNode({ config: nodeSettings(config), ports, auth, clock, logger, metrics });
     node = relayNode;
     await relayNode.start();
     const hooks: AdminHooks = {

@@ -48,7 +48,7 @@ import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { isId } from '@scanrelay/protocol';
 import { type CryptoKey, calculateJwkThumbprint, compactVerify, importJWK, type JWK } from 'jose';
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import type { Registry } from '../ports/registry.js';
 import { ApiError } from './api-error.js';
 import { WindowLimiter } from './rate-limit.js';

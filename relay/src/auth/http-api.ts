@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isId } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { isTokenIdOk } from '../ports/ids.js';
 import type { GatewayRecord, Registry } from '../ports/registry.js';
 import { Enrolment, type EnrolmentOptions } from './activation.js';

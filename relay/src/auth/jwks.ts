@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { MANAGE_ALGORITHMS } from '@scanrelay/protocol';
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import type { Logger } from 'pino';
-import type { Clock, Timer } from '../core/clock.js';
+import type { Clock, Timer } from '../clock.js';
 
 export type ManageAlgorithm = (typeof MANAGE_ALGORITHMS)[number];
 

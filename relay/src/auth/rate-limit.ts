@@ -2,7 +2,7 @@
  * Fixed-window request limiter keyed by a string (client IP, or one shared key for a global limit), with a cap
  * on how many keys it tracks so a spray from many addresses cannot grow memory without bound.
  */
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 
 export interface LimitDecision {
   ok: boolean;

@@ -30,7 +30,7 @@ import {
 } from '@scanrelay/protocol';
 import { type CryptoKey, decodeJwt, importJWK, type JWTPayload, jwtVerify } from 'jose';
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { isTokenIdOk } from '../ports/ids.js';
 import type { GatewayRecord, Registry } from '../ports/registry.js';
 import { gatewayJwkAlgorithm } from './activation.js';

@@ -33,15 +33,15 @@ import {
 } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type VerifiedCommand } from '../auth/types.js';
-import type { RelayLimits } from '../config.js';
+import type { Clock } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus } from '../ports/bus.js';
 import type { CommandQueue, CommandRecord } from '../ports/command-queue.js';
 import type { Presence } from '../ports/presence.js';
 import { nodeChannel, type StatusPayload, toBus, type WakePayload } from './bus-messages.js';
-import type { Clock } from './clock.js';
 import type { BrowserConn, GatewayConn } from './connection.js';
 import type { Events } from './events.js';
+import type { CoreLimits } from './settings.js';
 
 /** Command ids as the protocol carries them (`command` fields). */
 const COMMAND_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -65,7 +65,7 @@ export interface CommandsDeps {
   events: Events;
   local: LocalSockets;
   clock: Clock;
-  limits: RelayLimits;
+  limits: CoreLimits;
   /** See RelayTimings.commandAckTimeoutMs. */
   ackTimeoutMs: number;
   metrics: RelayMetrics;

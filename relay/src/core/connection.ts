@@ -19,19 +19,19 @@ import {
   type RelayToGateway,
 } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
-import type { RelayLimits } from '../config.js';
+import type { Clock, Timer } from '../clock.js';
 import type { RelayMetrics, Role } from '../observability/metrics.js';
 import type { CommandRecord } from '../ports/command-queue.js';
-import type { Endpoint, TransportConnection } from '../transport/types.js';
-import type { Clock, Timer } from './clock.js';
 import { TokenBucket } from './limits.js';
+import type { CoreLimits } from './settings.js';
+import type { Endpoint, TransportConnection } from './transport.js';
 
 export type ConnState = 'hello' | 'authenticating' | 'open' | 'closing' | 'closed';
 
 /** What every connection needs from its node. */
 export interface ConnEnv {
   clock: Clock;
-  limits: RelayLimits;
+  limits: CoreLimits;
   metrics: RelayMetrics;
   logger: Logger;
 }

@@ -11,11 +11,11 @@
  */
 import { type GatewayEvent, type JsonObject, RELAY_EVENT_KINDS } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus } from '../ports/bus.js';
 import type { AppendPublish, EventLog, StoredEvent } from '../ports/event-log.js';
 import { type SiteEventPayload, type SitePresencePayload, siteChannel, toBus } from './bus-messages.js';
-import type { Clock } from './clock.js';
 import type { GatewayConn } from './connection.js';
 
 export class Events {

@@ -15,19 +15,19 @@
 import type { Hello } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type VerifiedGateway } from '../auth/types.js';
-import type { RelayConfig } from '../config.js';
+import type { Clock } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus } from '../ports/bus.js';
 import type { EventLog } from '../ports/event-log.js';
 import type { Presence } from '../ports/presence.js';
 import { CONTROL_CHANNEL, type ReplacedPayload, toBus } from './bus-messages.js';
-import type { Clock } from './clock.js';
 import type { Commands } from './commands.js';
 import type { ConnState, GatewayConn } from './connection.js';
 import type { Events } from './events.js';
+import type { NodeSettings } from './settings.js';
 
 export interface GatewaysDeps {
-  config: RelayConfig;
+  config: NodeSettings;
   auth: Authenticator;
   presence: Presence;
   eventLog: EventLog;

@@ -1,7 +1,7 @@
 /**
  * Small, allocation-free limiters used per connection and per node.
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 /**
  * Token bucket: `rate` tokens per second, holding at most `burst`. `take()` spends one token if there is

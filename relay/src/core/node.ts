@@ -23,19 +23,11 @@ import {
 } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator } from '../auth/types.js';
-import type { RelayConfig } from '../config.js';
+import type { Clock, Timer } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { BusPayload } from '../ports/bus.js';
 import type { Ports } from '../ports/index.js';
-import type {
-  ConnectionHandlers,
-  TransportConnection,
-  TransportHooks,
-  UpgradeDecision,
-  UpgradeRequest,
-} from '../transport/types.js';
 import { CONTROL_CHANNEL, type ControlPayload, type NodePayload, nodeChannel } from './bus-messages.js';
-import type { Clock, Timer } from './clock.js';
 import { Commands } from './commands.js';
 import { type AnyConn, BrowserConn, type ConnEnv, GatewayConn } from './connection.js';
 import { Events } from './events.js';
@@ -43,7 +35,15 @@ import { Gateways } from './gateways.js';
 import { KeyedCounter } from './limits.js';
 import { SiteRouter } from './router.js';
 import { Sessions } from './sessions.js';
+import type { NodeSettings } from './settings.js';
 import { Subscriptions } from './subscriptions.js';
+import type {
+  ConnectionHandlers,
+  TransportConnection,
+  TransportHooks,
+  UpgradeDecision,
+  UpgradeRequest,
+} from './transport.js';
 
 /**
  * The `ref` of a decoded frame, if it carries a well-formed one (a string of at most 64 chars), so that a
@@ -84,7 +84,7 @@ class SocketHandlers implements ConnectionHandlers {
 }
 
 export interface RelayNodeDeps {
-  config: RelayConfig;
+  config: NodeSettings;
   ports: Ports;
   auth: Authenticator;
   clock: Clock;

@@ -16,11 +16,11 @@ import {
   type SiteEvent,
 } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
 import type { Bus, BusPayload } from '../ports/bus.js';
 import type { EventLog, StoredEvent } from '../ports/event-log.js';
 import { type SiteEventPayload, type SitePresencePayload, siteChannel } from './bus-messages.js';
-import type { Clock } from './clock.js';
 import type { BrowserConn } from './connection.js';
 
 /** The browser `event` message for a stored event. */

@@ -13,18 +13,18 @@
 import type { Auth, Hello, Limits } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type VerifiedSession } from '../auth/types.js';
-import type { RelayConfig } from '../config.js';
+import type { Clock } from '../clock.js';
 import type { RelayMetrics } from '../observability/metrics.js';
-import type { Clock } from './clock.js';
 import type { BrowserConn } from './connection.js';
 import type { KeyedCounter } from './limits.js';
+import type { NodeSettings } from './settings.js';
 import type { Subscriptions } from './subscriptions.js';
 
 /** Distinct site lists whose Sets are shared between sockets (see `#siteSet`). */
 const MAX_SHARED_SITE_SETS = 10_000;
 
 export interface SessionsDeps {
-  config: RelayConfig;
+  config: NodeSettings;
   auth: Authenticator;
   subscriptions: Subscriptions;
   perUser: KeyedCounter;

@@ -15,18 +15,18 @@
  */
 import type { PresenceEntry, RelayToBrowser, SnapshotEntry, Subscribe, Unsubscribe } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
-import type { RelayLimits } from '../config.js';
 import type { EventLog, StoredEvent } from '../ports/event-log.js';
 import type { Presence } from '../ports/presence.js';
 import type { BrowserConn, Subscription } from './connection.js';
 import { type SiteRouter, siteEventMessage } from './router.js';
+import type { CoreLimits } from './settings.js';
 
 export class Subscriptions {
   constructor(
     private readonly router: SiteRouter,
     private readonly eventLog: EventLog,
     private readonly presence: Presence,
-    private readonly limits: RelayLimits,
+    private readonly limits: CoreLimits,
     private readonly logger: Logger,
   ) {}
 

@@ -8,7 +8,7 @@
  * Expired records are purged lazily on access and by `reapExpired`.
  */
 import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import { PortError } from './errors.js';
 import { assertId, assertTokenId } from './ids.js';

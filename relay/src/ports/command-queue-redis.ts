@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import {
   type CommandQueueOptions,

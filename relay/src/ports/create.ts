@@ -3,7 +3,7 @@
  * Redis is configured, Redis (single node or Cluster) when `redisUrl` is set.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { MemoryBus, MemoryBusHub } from './bus-memory.js';
 import { type CommandQueueOptions, MemoryCommandQueue } from './command-queue-memory.js';
 import type { EventLogLimits } from './event-log.js';

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SnapshotEntry } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import type { BusPayload } from './bus.js';
 import { PortError } from './errors.js';
 import type {

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { JsonObject, SnapshotEntry } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { busChannel } from './bus-redis.js';
 import { PortError } from './errors.js';
 import type {

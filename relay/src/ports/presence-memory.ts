@@ -13,7 +13,7 @@
  *   since", then are forgotten.
  */
 import type { PresenceEntry } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { assertId } from './ids.js';
 import type { Presence, PresenceRecord } from './presence.js';
 

@@ -15,7 +15,7 @@
  * implementation exactly; see presence-memory.ts for those rules.
  */
 import type { PresenceEntry } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { PortError } from './errors.js';
 import { assertId } from './ids.js';
 import type { Presence, PresenceRecord } from './presence.js';

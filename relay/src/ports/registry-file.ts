@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ID_PATTERN } from '@scanrelay/protocol';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { PortError } from './errors.js';
 import { isTokenIdOk } from './ids.js';
 import type { ActivationRecord, GatewayRecord } from './registry.js';

@@ -7,7 +7,7 @@
  * `unavailable`, never a half-applied activation. Reads see the last committed state.
  */
 import type { JWK } from 'jose';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { PortError } from './errors.js';
 import { assertId, assertTokenId } from './ids.js';
 import type { ActivateResult, ActivationRecord, GatewayRecord, Registry } from './registry.js';

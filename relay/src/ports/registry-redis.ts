@@ -14,7 +14,7 @@
  * cannot reach an object prototype.
  */
 import type { JWK } from 'jose';
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../clock.js';
 import { PortError } from './errors.js';
 import { assertId, assertTokenId } from './ids.js';
 import type { RedisConnection } from './redis-connection.js';

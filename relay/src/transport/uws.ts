@@ -29,7 +29,7 @@ import type {
   TransportOptions,
   TransportServer,
   UpgradeDecision,
-} from './types.js';
+} from '../core/transport.js';
 import { UwsHttpBridge } from './uws-http.js';
 
 type UwsModule = typeof import('uWebSockets.js');

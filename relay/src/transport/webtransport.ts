@@ -32,7 +32,7 @@ import type {
   TransportOptions,
   TransportServer,
   UpgradeDecision,
-} from './types.js';
+} from '../core/transport.js';
 
 /** TLS material for the WebTransport listener (HTTP/2 needs TLS; HTTP/3 always does). */
 export interface WebTransportListenOptions extends TransportOptions {

@@ -18,7 +18,7 @@ import type {
   TransportOptions,
   TransportServer,
   UpgradeDecision,
-} from './types.js';
+} from '../core/transport.js';
 
 /** A message is at most 64 KiB; a peer needs no more than this many fragments or buffered chunks for one. */
 const MAX_FRAGMENTS = 128;

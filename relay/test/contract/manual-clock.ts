@@ -2,7 +2,7 @@
  * A Clock whose time only moves when a test says so. Timers fire synchronously inside `advance`, in due
  * order. Starts at the real time so Redis-side TTL backstops computed from it stay sensible.
  */
-import type { Clock, Timer } from '../../src/core/clock.js';
+import type { Clock, Timer } from '../../src/clock.js';
 
 interface Pending {
   id: number;

@@ -6,7 +6,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import { systemClock } from '../../src/core/clock.js';
+import { systemClock } from '../../src/clock.js';
 import { createPorts } from '../../src/ports/create.js';
 import { PortError } from '../../src/ports/errors.js';
 import type { Ports } from '../../src/ports/index.js';

@@ -13,7 +13,7 @@ import type {
   TransportHooks,
   TransportOptions,
   UpgradeRequest,
-} from '../../src/transport/types.js';
+} from '../../src/core/transport.js';
 
 export interface Recorded {
   admitted: UpgradeRequest[];

@@ -1,7 +1,7 @@
 /**
  * The uWebSockets.js transport (relay/src/transport/uws.ts): start-up refusals on every runtime, and — where
  * the native build loads (Node 20 on our machines; CI runs this suite on Node 20 too) — each uWS rule of
- * STYLE.md item 5 and the adapter obligations of transport/types.ts, against real sockets on 127.0.0.1.
+ * STYLE.md item 5 and the adapter obligations of core/transport.ts, against real sockets on 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { TransportServer } from '../../src/transport/types.js';
+import type { TransportServer } from '../../src/core/transport.js';
 import { createUwsTransport, loadUws } from '../../src/transport/uws.js';
 import { clientTextFrame, options, parseFrames, rawUpgrade, recordingHooks, until } from './helpers.js';
 

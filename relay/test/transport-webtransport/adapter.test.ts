@@ -16,7 +16,7 @@ import type {
   TransportConnection,
   UpgradeDecision,
   UpgradeRequest,
-} from '../../src/transport/types.js';
+} from '../../src/core/transport.js';
 import { createWebTransportTransport, type WebTransportServer } from '../../src/transport/webtransport.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wt-test-'));

@@ -5,15 +5,15 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
 import { DEFAULT_LIMITS } from '../../src/config.js';
 import { siteChannel } from '../../src/core/bus-messages.js';
-import { systemClock } from '../../src/core/clock.js';
 import { BrowserConn, type ConnEnv } from '../../src/core/connection.js';
 import { SiteRouter } from '../../src/core/router.js';
+import type { TransportConnection } from '../../src/core/transport.js';
 import { RelayMetrics } from '../../src/observability/metrics.js';
 import type { BusHandler, BusPayload } from '../../src/ports/bus.js';
 import { MemoryBus } from '../../src/ports/bus-memory.js';
-import type { TransportConnection } from '../../src/transport/types.js';
 
 class CountingBus extends MemoryBus {
   subscribes: string[] = [];
