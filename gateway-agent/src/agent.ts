@@ -28,6 +28,7 @@ import { gatewayEndpoint } from './config.js';
 import { createDicomService } from './dicom/index.js';
 import type { DicomOptions, DicomService } from './dicom/types.js';
 import { GatewayError } from './errors.js';
+import { loadOrCreateEncryptionKey } from './keys/encryption-key.js';
 import { type LoadedIdentity, loadIdentity, signAssertion } from './keys/identity.js';
 import { GatewayLink, type LinkOptions } from './link/link.js';
 import type { OpenSocket, TransportKind } from './link/socket.js';
@@ -118,8 +119,17 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   const identity = await loadIdentity(config.stateDir);
   const urls = config.relayUrls.length > 0 ? config.relayUrls : [gatewayEndpoint(identity.relay)];
   const keys = await PinnedKeys.open(config.manageJwks, log);
+  // A gateway enrolled before encryption keys existed gets one now; its thumbprint must then be confirmed.
+  const encryptionKey = await loadOrCreateEncryptionKey(config.stateDir);
+  log.info(
+    { thumbprint: encryptionKey.thumbprint, created: encryptionKey.created },
+    encryptionKey.created
+      ? 'made a new encryption key: confirm its thumbprint in the manage app (scanrelay-gateway status)'
+      : 'encryption key loaded',
+  );
   const verifier = new CommandVerifier({
     keys,
+    encryptionKey,
     issuer: config.manageIssuer,
     gatewayId: identity.gateway,
     site: identity.site,

@@ -4,6 +4,7 @@
  *
  *   scanrelay-gateway activate --relay <url> --code <code> [--config file.json] [--force]
  *   scanrelay-gateway run [--config file.json]
+ *   scanrelay-gateway status [--config file.json]          identity and encryption-key thumbprint
  *   scanrelay-gateway simulate-modality [simulator flags]    (see `simulate-modality --help`)
  *
  * Exit codes: 0 done; 1 the agent stopped because it cannot continue (e.g. revoked) or a runtime failure;
@@ -16,6 +17,8 @@ import { loadConfig, parsePeer, SETTINGS } from './config.js';
 import type { DicomPeer } from './dicom/types.js';
 import { GatewayError } from './errors.js';
 import { activate } from './keys/activate.js';
+import { formatThumbprint, loadOrCreateEncryptionKey } from './keys/encryption-key.js';
+import { loadIdentity } from './keys/identity.js';
 import { createLogger } from './log.js';
 import { runSimulator, type SimulatorOptions } from './simulator/index.js';
 
@@ -24,6 +27,7 @@ const MAIN_HELP = `scanrelay-gateway — ScanRelay site gateway agent
 Usage:
   scanrelay-gateway activate --relay <url> --code <code>   enrol this gateway with a relay
   scanrelay-gateway run                                    run the agent
+  scanrelay-gateway status                                 identity and encryption-key thumbprint
   scanrelay-gateway simulate-modality [options]            run the modality simulator
   scanrelay-gateway <command> --help                       help for one command
 
@@ -88,13 +92,38 @@ async function cmdActivate(argv: string[]): Promise<number> {
   });
   process.stdout.write(
     `activated: gateway ${identity.gateway}, site ${identity.site}, relay ${identity.relay}\n` +
-      `identity and key stored in ${config.stateDir}; start the agent with: scanrelay-gateway run\n`,
+      `identity and key stored in ${config.stateDir}; start the agent with: scanrelay-gateway run\n` +
+      `encryption key thumbprint: ${formatThumbprint(identity.encryptionThumbprint)}\n` +
+      '  (a site administrator must confirm this exact thumbprint in the manage app before it can send commands)\n',
   );
   if (identity.retiredOutbox)
     process.stdout.write(
       `events not yet delivered for the previous identity were moved to ${identity.retiredOutbox}; ` +
         'they will not be sent under the new identity (remove that directory once reviewed)\n',
     );
+  return 0;
+}
+
+async function cmdStatus(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'scanrelay-gateway status [--config file.json]\n\nPrints the identity and the encryption-key thumbprint to compare with the manage app.\n',
+    );
+    return 0;
+  }
+  const config = loadConfig({ configFile: values.config, purpose: 'activate' });
+  const identity = await loadIdentity(config.stateDir);
+  const enc = await loadOrCreateEncryptionKey(config.stateDir);
+  process.stdout.write(
+    `gateway ${identity.gateway}, site ${identity.site}, relay ${identity.relay}\n` +
+      `signing key thumbprint:    ${identity.thumbprint}\n` +
+      `encryption key thumbprint: ${formatThumbprint(enc.thumbprint)}${enc.created ? ' (just made: confirm it in the manage app)' : ''}\n`,
+  );
   return 0;
 }
 
@@ -231,6 +260,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdActivate(rest);
     case 'run':
       return cmdRun(rest);
+    case 'status':
+      return cmdStatus(rest);
     case 'simulate-modality':
       return cmdSimulate(rest);
     case undefined:

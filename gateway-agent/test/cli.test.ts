@@ -118,6 +118,13 @@ describe('scanrelay-gateway CLI', () => {
     expect(await act.exited).toBe(0);
     expect(act.lines.join('\n')).toContain(`gateway ${created.gateway}`);
     expect((await stat(join(stateDir, 'gateway-key.jwk'))).mode & 0o777).toBe(0o600);
+    // Issue 17: the encryption key is made beside it, and both activate and status print its thumbprint.
+    expect((await stat(join(stateDir, 'gateway-enc-key.jwk'))).mode & 0o777).toBe(0o600);
+    const printed = /encryption key thumbprint: ([A-Za-z0-9_ -]+)/.exec(act.lines.join('\n'))?.[1]?.split(' (')[0];
+    expect(printed?.replace(/ /g, '')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const status = run(['status'], { SCANRELAY_GATEWAY_STATE_DIR: stateDir });
+    expect(await status.exited).toBe(0);
+    expect(status.lines.join('\n')).toContain(`encryption key thumbprint: ${printed}`);
 
     // The code is single use.
     const again = run(

@@ -17,6 +17,7 @@ import {
   validateCommandArgs,
 } from '@scanrelay/protocol';
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import type { GatewayKeyPins } from './gateway-keys.js';
 
 export interface SignerOptions {
   /** Directory for `manage-key.json` (private, 0600) and `jwks.json` (public). */
@@ -93,16 +94,22 @@ export class Signer {
     return this.#sign('admin', claims, this.audience, ttlSeconds);
   }
 
-  /** A command token for one gateway; `args` are validated first, so a bad one never gets signed. */
-  command<C extends CommandName>(opts: {
+  /**
+   * A command token for one gateway; `args` are validated first, so a bad one never gets signed. With
+   * `encryptTo`, the args are encrypted to the gateway's confirmed key (refused if none is confirmed) and the
+   * signature covers the ciphertext, so the relay can pre-check the token without reading them.
+   */
+  async command<C extends CommandName>(opts: {
     sub: string;
     gateway: string;
     site: string;
     cmd: C;
     args: CommandArgs[C];
     ttlSeconds?: number;
+    encryptTo?: GatewayKeyPins;
   }): Promise<MintedToken> {
-    const args = validateCommandArgs(opts.cmd, opts.args);
+    const clear = validateCommandArgs(opts.cmd, opts.args);
+    const args = opts.encryptTo ? await opts.encryptTo.encryptArgs(opts.gateway, clear) : clear;
     const ttl = Math.min(opts.ttlSeconds ?? 120, MAX_COMMAND_LIFETIME_S);
     return this.#sign('command', { sub: opts.sub, site: opts.site, cmd: opts.cmd, args }, opts.gateway, ttl);
   }

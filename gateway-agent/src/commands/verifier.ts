@@ -13,15 +13,20 @@
  *  8. `exp` (with clock tolerance), `nbf`, `iat` not in the future, age ≤ 300 s               `expired`, `not_yet_valid`
  *  9. `exp − iat` ≤ MAX_COMMAND_LIFETIME_S                                                     `lifetime_too_long`
  * 10. `site` = this gateway's site                                                             `wrong_site`
- * 11. `cmd` a v1 command; `args` valid for it                                               `unknown_command`, `bad_args`
+ * 11. `args` of the form `{ jwe }` decrypted with this gateway's encryption key (see args-decrypt.ts);
+ *     clear args refused when `requireEncryptedArgs`      `args_not_encrypted`, `wrong_encryption_key`,
+ *                                                          `encryption_refused`, `decryption_failed`, `too_large`
+ * 12. `cmd` a v1 command; `args` valid for it                                               `unknown_command`, `bad_args`
  * The replay check (`replayed`) follows in the dispatcher, against the durable replay guard.
  */
 
 import {
+  type ArgsEncryptionReason,
   CLOCK_TOLERANCE_S,
   type CommandArgs,
   type CommandName,
   isCommandName,
+  isEncryptedArgs,
   MANAGE_ALGORITHMS,
   MAX_COMMAND_LIFETIME_S,
   MAX_TOKEN_LENGTH,
@@ -30,6 +35,8 @@ import {
   validateCommandArgs,
 } from '@scanrelay/protocol';
 import { type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import type { EncryptionKey } from '../keys/encryption-key.js';
+import { decryptArgs } from './args-decrypt.js';
 import { KeyLookupError, type PinnedKeys } from './pinned-keys.js';
 
 /** Stable reasons a command is rejected, as sent in `command.status rejected {detail.reason}`. */
@@ -53,7 +60,8 @@ export type RejectReason =
   | 'replayed'
   | 'conflict'
   | 'outbox_full'
-  | 'busy';
+  | 'busy'
+  | ArgsEncryptionReason;
 
 /** A command refused before it ran. `message` is human text safe to show (it never echoes the token). */
 export class CommandRejected extends Error {
@@ -86,6 +94,10 @@ export interface VerifierOptions {
   gatewayId: string;
   /** This gateway's site: the only accepted `site`. */
   site: string;
+  /** This gateway's current encryption key (args encrypted to any other key are refused). */
+  encryptionKey?: EncryptionKey;
+  /** Refuse commands whose args are not encrypted (default false while the manage app migrates). */
+  requireEncryptedArgs?: boolean;
   /** Clock tolerance, seconds (default CLOCK_TOLERANCE_S). */
   clockToleranceS?: number;
   now?: () => number;
@@ -155,9 +167,17 @@ export class CommandVerifier {
       throw new CommandRejected('wrong_site', "the command is for another site than this gateway's");
     const cmd = payload.cmd;
     if (!isCommandName(cmd)) throw new CommandRejected('unknown_command', 'this gateway does not know that command');
+    let clearArgs: unknown = payload.args;
+    if (isEncryptedArgs(payload.args)) {
+      if (!this.opts.encryptionKey)
+        throw new CommandRejected('wrong_encryption_key', 'this gateway has no encryption key loaded');
+      clearArgs = await decryptArgs(payload.args.jwe, this.opts.encryptionKey);
+    } else if (this.opts.requireEncryptedArgs) {
+      throw new CommandRejected('args_not_encrypted', 'this gateway accepts only args encrypted to its key');
+    }
     let args: CommandArgs[typeof cmd];
     try {
-      args = validateCommandArgs(cmd, payload.args);
+      args = validateCommandArgs(cmd, clearArgs);
     } catch (err) {
       throw new CommandRejected('bad_args', (err as Error).message);
     }

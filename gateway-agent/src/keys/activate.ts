@@ -17,6 +17,7 @@ import { isId } from '@scanrelay/protocol';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { GatewayError } from '../errors.js';
 import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../util/durable.js';
+import { ENC_KEY_FILE, loadOrCreateEncryptionKey } from './encryption-key.js';
 import { IDENTITY_FILE, type Identity, KEY_FILE } from './identity.js';
 
 /** `typ` of the activation proof JWS. */
@@ -37,7 +38,11 @@ export interface ActivateOptions {
 }
 
 /** What `activate` resolves: the stored identity, and where a previous identity's outbox was moved, if any. */
-export type ActivationResult = Identity & { retiredOutbox?: string };
+export type ActivationResult = Identity & {
+  retiredOutbox?: string;
+  /** RFC 7638 thumbprint of the encryption key made with this enrolment (printed for the installer). */
+  encryptionThumbprint: string;
+};
 
 /** Enrol this gateway with the relay. Resolves the stored identity. Throws GatewayError `activation_failed`. */
 export async function activate(opts: ActivateOptions): Promise<ActivationResult> {
@@ -101,6 +106,9 @@ export async function activate(opts: ActivateOptions): Promise<ActivationResult>
     await unlink(pendingKey).catch(() => undefined);
     throw new GatewayError('activation_failed', 'the relay answered without a valid gateway and site id');
   }
+  // A fresh enrolment gets a fresh encryption key too: the old one (if any) must be re-confirmed anyway.
+  await unlink(join(opts.stateDir, ENC_KEY_FILE)).catch(() => undefined);
+  const enc = await loadOrCreateEncryptionKey(opts.stateDir);
   const identity: ActivationResult = {
     gateway: body.gateway,
     site: body.site,
@@ -108,6 +116,7 @@ export async function activate(opts: ActivateOptions): Promise<ActivationResult>
     alg: 'ES256',
     thumbprint: await calculateJwkThumbprint(publicJwk, 'sha256'),
     activatedAt: (opts.now ?? Date.now)(),
+    encryptionThumbprint: enc.thumbprint,
   };
   await rename(pendingKey, join(opts.stateDir, KEY_FILE));
   await fsyncDir(opts.stateDir);

@@ -15,6 +15,7 @@ export * from './commands.js';
 export * from './framing.js';
 export * from './limits.js';
 export * from './messages.js';
+export * from './payload-crypto.js';
 export * from './schema.js';
 export * from './tokens.js';
 export * from './webtransport-socket.js';

@@ -43,6 +43,15 @@ describe('command pre-check', () => {
     expect(v.expiresAt).toBe((decodeParts(token).payload.exp as number) * 1000);
   });
 
+  it('issue 17: accepts args encrypted to the gateway ({ jwe }) and passes them on unread', async () => {
+    // A well-formed compact JWE the relay has no key for: it must check the envelope, never the args.
+    const jwe = ['eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9', 'a2V5', 'aXY', 'Y2lwaGVy', 'dGFn'].join('.');
+    const token = await mint({ cmd: 'worklist.add', args: { jwe } });
+    const v = await fx.auth.verifyCommand(token);
+    expect(v.gateway.id).toBe(gwA.id);
+    expect(v.claims.args).toEqual({ jwe });
+  });
+
   it('refuses alg none, HS256 with the public key, tampering and oversize (cases 2, 3, 12, 13)', async () => {
     const { header, payload } = decodeParts(await mint());
     expect((await authFailure(fx.auth.verifyCommand(forgeUnsigned(header, payload)))).reason).toBe('alg_not_allowed');
