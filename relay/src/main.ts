@@ -12,10 +12,26 @@ import { createRelay } from './relay.js';
 
 const EX_CONFIG = 78;
 
+const HELP = `scanrelay-relay — run one ScanRelay relay node
+
+Usage:
+  scanrelay-relay [--config relay.json]    start a node (defaults: embedded ports, :8080)
+  scanrelay-relay --help                   this text
+
+Settings come from SCANRELAY_* environment variables or a JSON file named by --config (the environment
+wins); every setting, its default and its fix are listed in relay/README.md#configuration.
+A bad setting stops start-up with exit code 78 and names the setting. SIGTERM/SIGINT stop gracefully.
+`;
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(HELP);
+    return;
+  }
   let config: Awaited<ReturnType<typeof loadConfig>>;
   try {
-    config = await loadConfig(process.env, process.argv.slice(2));
+    config = await loadConfig(process.env, args);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`scanrelay-relay: configuration error: ${err.message}\n`);
