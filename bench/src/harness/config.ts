@@ -18,10 +18,11 @@ export interface RunConfig {
   /** Directory for V8 CPU profiles of the relay nodes (`--cpu-prof DIR`), or undefined. */
   cpuProfDir: string | undefined;
   /**
-   * Extra Node options for every relay node (`--relay-node-args "--max-semi-space-size=1"`, space-separated),
-   * to measure a runtime setting against the default in separate runs.
+   * Node options for every relay node (`--relay-node-args "--max-semi-space-size=16"`, space-separated), in place
+   * of the shipped launcher's flags (relay/src/main.ts shebang), to measure a runtime setting against them in
+   * separate runs; undefined = the launcher's flags.
    */
-  relayNodeArgs: string[];
+  relayNodeArgs: string[] | undefined;
 }
 
 export const SCENARIOS = ['fanout', 'connections', 'command', 'churn', 'capacity'] as const;
@@ -57,7 +58,7 @@ export function parseArgs(argv: readonly string[], defaultOut: string): RunConfi
     outDir: value('out') ?? defaultOut,
     progress: flag('progress') || process.stderr.isTTY === true,
     cpuProfDir: value('cpu-prof'),
-    relayNodeArgs: (value('relay-node-args') ?? '').split(' ').filter(Boolean),
+    relayNodeArgs: value('relay-node-args')?.split(' ').filter(Boolean),
     fanout: quick
       ? { topics: 2, subscribers: 10, steps: [2_000], stepMs: 1_000, warmupMs: 300, sampleEvery: 1 }
       : {

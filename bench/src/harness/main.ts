@@ -21,7 +21,7 @@ import { parseArgs, type RunConfig } from './config.js';
 import { pinSelf, REPO_ROOT, stopAll } from './proc.js';
 import { Progress } from './progress.js';
 import { type Report, summarise, writeReport } from './report.js';
-import { setRelayNodeArgs } from './scanrelay.js';
+import { launcherNodeArgs, setRelayNodeArgs } from './scanrelay.js';
 
 const METHOD =
   'Loopback only. System under test pinned to CPU 1 (relay/peer and Redis), load generator pinned to CPU 0; ' +
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   setRelayNodeArgs([
-    ...cfg.relayNodeArgs,
+    ...(cfg.relayNodeArgs ?? launcherNodeArgs()),
     ...(cfg.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cfg.cpuProfDir}`] : []),
   ]);
   if (!pinSelf())

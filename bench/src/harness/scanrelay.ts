@@ -5,6 +5,7 @@
  * app and gateways would.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -204,9 +205,22 @@ export const BENCH_LIMIT_ENV: Record<string, string> = {
   SCANRELAY_SHUTDOWN_GRACE_MS: '500',
 };
 
-let relayNodeArgs: string[] = [];
-/** Extra Node options for every relay node started from now on (e.g. `--cpu-prof` for profiling). */
-export function setRelayNodeArgs(args: string[]): void {
+/**
+ * The Node flags the shipped launcher runs the relay with: those on the shebang line of relay/dist/main.js
+ * (`#!/usr/bin/env -S node --flag …`), so every figure is taken with what an operator runs.
+ */
+export function launcherNodeArgs(mainPath: string = RELAY_MAIN): string[] {
+  const first = readFileSync(mainPath, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\S*env\s+-S\s+node\s+(.*)$/.exec(first);
+  return match?.[1] ? match[1].split(/\s+/).filter((a) => a.startsWith('--')) : [];
+}
+
+let relayNodeArgs: string[] | undefined;
+/**
+ * Node options for every relay node started from now on. Replaces the launcher's flags (pass
+ * `--max-semi-space-size=16` to measure Node's own default); undefined = the launcher's flags.
+ */
+export function setRelayNodeArgs(args: string[] | undefined): void {
   relayNodeArgs = args;
 }
 
@@ -226,7 +240,7 @@ export async function startRelayNode(opts: RelayNodeOptions): Promise<Proc & { p
     ...BENCH_LIMIT_ENV,
     ...(opts.redisUrl ? { SCANRELAY_REDIS_URL: opts.redisUrl } : {}),
   };
-  const proc = await startPinned(process.execPath, [...relayNodeArgs, RELAY_MAIN], {
+  const proc = await startPinned(process.execPath, [...(relayNodeArgs ?? launcherNodeArgs()), RELAY_MAIN], {
     env,
     ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}),
   });
