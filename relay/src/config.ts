@@ -68,6 +68,12 @@ export interface RelayTimings {
    * Default 15,000.
    */
   commandAckTimeoutMs: number;
+  /**
+   * A command with no final outcome by its token's `exp` plus this grace ends `timed_out` (the one terminal
+   * state for "the relay never learned how it went"). Covers a long run that outlives its token, and a
+   * surviving node asking the gateway again after a node death. ms. Default 60,000.
+   */
+  commandOutcomeGraceMs: number;
   /** How long `close()` waits for clients to close after 1001 before terminating them, ms. Default 5,000. */
   shutdownGraceMs: number;
   /** Node http `headersTimeout`, ms. Default 10,000. */
@@ -166,6 +172,7 @@ export const DEFAULT_TIMINGS: Readonly<RelayTimings> = Object.freeze({
   revocationSweepMs: 30_000,
   maintenanceIntervalMs: 2_000,
   commandAckTimeoutMs: 15_000,
+  commandOutcomeGraceMs: 60_000,
   shutdownGraceMs: 5_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 15_000,
@@ -213,6 +220,7 @@ export const LIMIT_ENV: Readonly<Record<string, [section: 'limits' | 'timings' |
   SCANRELAY_REVOCATION_SWEEP_MS: ['timings', 'revocationSweepMs'],
   SCANRELAY_MAINTENANCE_INTERVAL_MS: ['timings', 'maintenanceIntervalMs'],
   SCANRELAY_COMMAND_ACK_TIMEOUT_MS: ['timings', 'commandAckTimeoutMs'],
+  SCANRELAY_COMMAND_OUTCOME_GRACE_MS: ['timings', 'commandOutcomeGraceMs'],
   SCANRELAY_SHUTDOWN_GRACE_MS: ['timings', 'shutdownGraceMs'],
   SCANRELAY_HEADERS_TIMEOUT_MS: ['timings', 'headersTimeoutMs'],
   SCANRELAY_REQUEST_TIMEOUT_MS: ['timings', 'requestTimeoutMs'],

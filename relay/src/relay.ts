@@ -132,6 +132,7 @@ export function nodeSettings(config: RelayConfig): NodeSettings {
       revocationSweepMs: t.revocationSweepMs,
       maintenanceIntervalMs: t.maintenanceIntervalMs,
       commandAckTimeoutMs: t.commandAckTimeoutMs,
+      commandOutcomeGraceMs: t.commandOutcomeGraceMs,
       shutdownGraceMs: t.shutdownGraceMs,
     },
   };

@@ -161,7 +161,7 @@ export interface CommandStatus {
 
 /** How a command ended. `error` when the relay refused it outright (`error` reply) or the client closed. */
 export interface CommandResult {
-  state: 'completed' | 'failed' | 'rejected' | 'expired' | 'error';
+  state: 'completed' | 'failed' | 'rejected' | 'expired' | 'timed_out' | 'error';
   command: string | undefined;
   detail?: JsonObject;
   error?: ScanRelayError;

@@ -34,11 +34,22 @@ export const COMMAND_STATES = [
   'completed',
   'failed',
   'expired',
+  'timed_out',
 ] as const;
 export type CommandState = (typeof COMMAND_STATES)[number];
 
-/** States after which nothing more happens to a command. */
-export const TERMINAL_STATES: ReadonlySet<CommandState> = new Set(['rejected', 'completed', 'failed', 'expired']);
+/**
+ * States after which nothing more happens to a command; each command ends in exactly one. `timed_out`: no
+ * final outcome had reached the relay by the command's deadline (token `exp` plus the relay's documented
+ * grace), even after a surviving node asked the gateway again — the gateway may or may not have run it.
+ */
+export const TERMINAL_STATES: ReadonlySet<CommandState> = new Set([
+  'rejected',
+  'completed',
+  'failed',
+  'expired',
+  'timed_out',
+]);
 
 /** States a gateway may report (the others are the relay's own). */
 export const GATEWAY_STATES: ReadonlySet<CommandState> = new Set([

@@ -68,6 +68,8 @@ export interface CommandsDeps {
   limits: CoreLimits;
   /** See RelayTimings.commandAckTimeoutMs. */
   ackTimeoutMs: number;
+  /** See CoreTimings.commandOutcomeGraceMs. */
+  outcomeGraceMs: number;
   metrics: RelayMetrics;
   logger: Logger;
 }
@@ -176,8 +178,7 @@ export class Commands {
       const wake: WakePayload = { kind: 'wake', gateway: record.gateway };
       await this.d.bus.publish(nodeChannel(live.node), toBus(wake));
     } else {
-      await queue.setState(record.command, 'queued');
-      await this.#report(record, 'queued');
+      if (await queue.setState(record.command, 'queued')) await this.#report(record, 'queued');
     }
   }
 
@@ -212,7 +213,7 @@ export class Commands {
         // relay that had forgotten its jti). A refusal, as SECURITY case 8 requires; not the first run's result.
         const { previous: _, ...refusal } = msg.detail;
         this.#finished(conn, record.command);
-        await this.d.queue.setState(record.command, 'rejected');
+        if (!(await this.d.queue.setState(record.command, 'rejected'))) return;
         record.state = 'rejected';
         await this.#report(record, 'rejected', refusal);
         return;
@@ -225,7 +226,8 @@ export class Commands {
       }
     }
     if (TERMINAL_STATES.has(msg.state)) this.#finished(conn, record.command);
-    await this.d.queue.setState(record.command, msg.state);
+    // False: another node recorded a terminal state meanwhile (e.g. timed_out): exactly one is reported.
+    if (!(await this.d.queue.setState(record.command, msg.state))) return;
     record.state = msg.state;
     await this.#report(record, msg.state, msg.detail, msg.progress);
   }
@@ -243,7 +245,7 @@ export class Commands {
       'redelivered command had already run on the gateway: taking the outcome it reported',
     );
     if (previous.state === 'running' && GATEWAY_HAS_IT.has(record.state)) return; // already known to be running
-    await this.d.queue.setState(record.command, previous.state);
+    if (!(await this.d.queue.setState(record.command, previous.state))) return;
     record.state = previous.state;
     await this.#report(record, previous.state, previous.detail);
   }
@@ -271,7 +273,8 @@ export class Commands {
       // `delivered` while held: it was written to a gateway link before (that link or its node died unconfirmed).
       const redelivery = hadIt || record.state === 'delivered';
       // Recorded before the write, so that a node dying right after writing leaves a record that says so.
-      if (!hadIt) await queue.setState(record.command, 'delivered');
+      // False: it ended meanwhile (timed_out by the overdue reaper): never delivered after its deadline.
+      if (!hadIt && !(await queue.setState(record.command, 'delivered'))) continue;
       const sent =
         conn.isOpen &&
         conn.send({
@@ -370,15 +373,40 @@ export class Commands {
     for (const record of expired) {
       if (GATEWAY_HAS_IT.has(record.state)) {
         // Held again only to learn its outcome (linkClosed), and its token ran out first: it did not expire,
-        // the gateway ran it. Its state stays; its terminal status comes only if the gateway still sends it.
+        // the gateway ran it. Its state stays; its terminal status comes if the gateway still sends it within
+        // the grace, else reapOverdue ends it `timed_out`.
         this.d.logger.warn(
           { jti: record.command, gateway: record.gateway, state: record.state },
           'could not ask the gateway again for the outcome of a command before its token expired',
         );
         continue;
       }
-      await this.d.queue.setState(record.command, 'expired');
-      await this.#report(record, 'expired');
+      if (await this.d.queue.setState(record.command, 'expired')) await this.#report(record, 'expired');
+    }
+  }
+
+  /**
+   * Commands with no final outcome by their token's `exp` + `outcomeGraceMs` (whatever node they were on, and
+   * whether or not that node is alive): `timed_out` to their senders and the site — the one terminal state
+   * for "the relay never learned how it went". A later status from the gateway is dropped (setState refuses
+   * to overwrite a terminal state).
+   */
+  async reapOverdue(): Promise<void> {
+    const overdue = await this.d.queue.reapOverdue(this.d.clock.now() - this.d.outcomeGraceMs);
+    for (const record of overdue) {
+      const conn = this.d.local.gateway(record.gateway);
+      if (conn) {
+        conn.inFlight.delete(record.command);
+        this.#finished(conn, record.command);
+      }
+      this.d.logger.warn(
+        { jti: record.command, gateway: record.gateway },
+        'no final outcome by the command deadline: timed_out',
+      );
+      await this.#report(record, 'timed_out', {
+        reason: 'no_outcome',
+        message: 'no final outcome reached the relay by the token expiry plus the grace; the gateway may have run it',
+      });
     }
   }
 
@@ -386,7 +414,7 @@ export class Commands {
   async dropGateway(gateway: string): Promise<void> {
     const dropped = await this.d.queue.dropGateway(gateway);
     for (const record of dropped) {
-      await this.d.queue.setState(record.command, 'rejected');
+      if (!(await this.d.queue.setState(record.command, 'rejected'))) continue;
       await this.#report(record, 'rejected', {
         reason: 'gateway_revoked',
         message: 'the gateway was revoked before the command could be delivered',

@@ -160,6 +160,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       clock,
       limits: config.limits,
       ackTimeoutMs: config.timings.commandAckTimeoutMs,
+      outcomeGraceMs: config.timings.commandOutcomeGraceMs,
       metrics,
       logger,
     });
@@ -457,6 +458,7 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
     const log = (what: string) => (err: unknown) => this.#d.logger.error({ err }, `${what} failed; retried next pass`);
     await this.gateways.reapExpired().catch(log('presence reaping'));
     await this.commands.reapExpired().catch(log('command expiry'));
+    await this.commands.reapOverdue().catch(log('command deadline'));
     this.commands.checkAcks(this.gateways.all());
     for (const conn of this.gateways.all()) {
       await this.commands.deliverHeld(conn.gateway).catch(log('held command delivery'));

@@ -47,6 +47,8 @@ export interface CoreTimings {
   revocationSweepMs: number;
   maintenanceIntervalMs: number;
   commandAckTimeoutMs: number;
+  /** No final outcome by token exp + this: the command ends `timed_out`. */
+  commandOutcomeGraceMs: number;
   shutdownGraceMs: number;
 }
 

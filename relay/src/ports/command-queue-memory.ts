@@ -7,7 +7,7 @@
  * long-running command's late statuses (a C-MOVE can outlast its token) still route back to their browser.
  * Expired records are purged lazily on access and by `reapExpired`.
  */
-import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
+import { type CommandState, GATEWAY_STATES, TERMINAL_STATES } from '@scanrelay/protocol';
 import type { Clock } from '../clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import { PortError } from './errors.js';
@@ -45,6 +45,8 @@ export class MemoryCommandQueue implements CommandQueue {
   /** Taken, not yet acknowledged by a gateway state: jti → lease deadline. */
   readonly #inFlight = new Map<string, { gateway: string; expiresAt: number; deadline: number }>();
   readonly #redeliverAfterMs: number;
+  /** Commands without a terminal state yet: jti → token expiry (what reapOverdue scans; bounded by those live). */
+  readonly #open = new Map<string, number>();
 
   constructor(clock: Clock, options: CommandQueueOptions = {}) {
     this.#clock = clock;
@@ -65,6 +67,7 @@ export class MemoryCommandQueue implements CommandQueue {
       keepUntil: Math.max(record.expiresAt, this.#clock.now()) + this.#retainMs,
     });
     if (hold) this.#queue(record.gateway).push({ command: record.command, expiresAt: record.expiresAt });
+    if (!TERMINAL_STATES.has(record.state)) this.#open.set(record.command, record.expiresAt);
     return { ok: true };
   }
 
@@ -74,13 +77,33 @@ export class MemoryCommandQueue implements CommandQueue {
     return entry ? clone(entry.record) : undefined;
   }
 
-  async setState(command: string, state: CommandState): Promise<void> {
+  async setState(command: string, state: CommandState): Promise<boolean> {
     assertTokenId(command, 'command id');
     const entry = this.#live(command);
-    if (!entry) return;
+    if (!entry || TERMINAL_STATES.has(entry.record.state)) return false;
     entry.record.state = state;
     entry.keepUntil = Math.max(entry.keepUntil, this.#clock.now() + this.#retainMs);
     if (GATEWAY_STATES.has(state)) this.#inFlight.delete(command);
+    if (TERMINAL_STATES.has(state)) this.#open.delete(command);
+    return true;
+  }
+
+  async reapOverdue(cutoff: number): Promise<CommandRecord[]> {
+    const overdue: CommandRecord[] = [];
+    for (const [command, expiresAt] of this.#open) {
+      if (expiresAt > cutoff) continue;
+      this.#open.delete(command);
+      const entry = this.#live(command);
+      if (!entry || TERMINAL_STATES.has(entry.record.state)) continue;
+      entry.record.state = 'timed_out';
+      this.#inFlight.delete(command);
+      for (const [gateway, queue] of this.#held) {
+        const kept = queue.filter((h) => h.command !== command);
+        if (kept.length !== queue.length) this.#setQueue(gateway, kept);
+      }
+      overdue.push(clone(entry.record));
+    }
+    return overdue;
   }
 
   async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {

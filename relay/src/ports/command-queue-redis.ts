@@ -10,6 +10,7 @@
  * | `sr:{cmdq}:rec`   | hash   | held jti → record JSON (so take returns records in the same script)       |
  * | `sr:{cmdq}:ctr`   | string | queue order counter                                                      |
  * | `sr:{cmdq}:take:<id>` | list | one take's result for a minute (a retry after a lost reply gets it) |
+ * | `sr:{cmdq}:open`  | zset   | jti → token expiry of every command without a terminal state (reapOverdue → `timed_out`) |
  * | `sr:{cmdq}:inflight` / `:inrec` | zset / hash | taken, not yet acknowledged by a gateway state: redelivery deadline, `<gw> <exp> <record>` |
  *
  * Claim-once is a Lua check of `k` against the node clock (so retention follows the injected clock exactly
@@ -18,7 +19,7 @@
  * exactly one of take, reap or drop. The volume is one record per command, small for one shard.
  */
 import { randomBytes } from 'node:crypto';
-import { type CommandState, GATEWAY_STATES } from '@scanrelay/protocol';
+import { type CommandState, GATEWAY_STATES, TERMINAL_STATES } from '@scanrelay/protocol';
 import type { Clock } from '../clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import {
@@ -35,11 +36,15 @@ const Q = 'sr:{cmdq}';
 const HELD = [`${Q}:q`, `${Q}:exp`, `${Q}:m`, `${Q}:rec`];
 const COUNTER = `${Q}:ctr`;
 const IN_FLIGHT = [`${Q}:inflight`, `${Q}:inrec`];
+/** zset: jti → token expiry of every command without a terminal state yet (reapOverdue). */
+const OPEN = `${Q}:open`;
 /** Redis keeps a record this long past its keep-until, in case node clocks disagree a little. */
 const TTL_SLACK_MS = 60 * 60 * 1000;
 const REAP_BATCH = 500;
 /** How long a take's result is kept for a retry after a lost reply. */
 const TAKE_RESULT_TTL_MS = 60_000;
+/** Most commands one reapOverdue call ends (the next maintenance pass takes the rest). */
+const OVERDUE_BATCH = 500;
 /** How long take retries while Redis is unreachable before giving up. */
 const TAKE_RETRY_MS = 10_000;
 
@@ -66,7 +71,7 @@ export class RedisCommandQueue implements CommandQueue {
     const keep = Math.max(record.expiresAt, now) + this.#retainMs;
     const [result, depth] = (await this.#conn.script(
       'command-claim',
-      [commandKey(record.command), ...HELD, COUNTER],
+      [commandKey(record.command), ...HELD, COUNTER, OPEN],
       [
         JSON.stringify(record),
         keep,
@@ -95,13 +100,30 @@ export class RedisCommandQueue implements CommandQueue {
     return record;
   }
 
-  async setState(command: string, state: CommandState): Promise<void> {
+  async setState(command: string, state: CommandState): Promise<boolean> {
     assertTokenId(command, 'command id');
-    await this.#conn.script(
+    const updated = await this.#conn.script(
       'command-set-state',
-      [commandKey(command), ...IN_FLIGHT],
-      [state, this.#clock.now(), this.#retainMs, TTL_SLACK_MS, GATEWAY_STATES.has(state) ? '1' : ''],
+      [commandKey(command), ...IN_FLIGHT, OPEN],
+      [
+        state,
+        this.#clock.now(),
+        this.#retainMs,
+        TTL_SLACK_MS,
+        GATEWAY_STATES.has(state) ? '1' : '',
+        TERMINAL_STATES.has(state) ? '1' : '',
+      ],
     );
+    return Number(updated) === 1;
+  }
+
+  async reapOverdue(cutoff: number): Promise<CommandRecord[]> {
+    const reply = (await this.#conn.script(
+      'command-reap-overdue',
+      [OPEN, ...IN_FLIGHT, ...HELD],
+      [cutoff, OVERDUE_BATCH, `${Q}:cmd:`],
+    )) as string[];
+    return reply.map((json) => ({ ...parseRecord(json), state: 'timed_out' as const }));
   }
 
   async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {

@@ -50,8 +50,13 @@ export interface CommandQueue {
   claim(record: CommandRecord, hold?: { maxDepth: number }): Promise<ClaimResult>;
   /** Look a command up by `jti` (to route a gateway's status back to its origin). */
   get(command: string): Promise<CommandRecord | undefined>;
-  /** Record the latest state (terminal states end the record's usefulness but it is kept until expiry). */
-  setState(command: string, state: CommandState): Promise<void>;
+  /**
+   * Record the latest state (terminal states end the record's usefulness but it is kept until expiry).
+   * A terminal state is final: once one is recorded, nothing overwrites it and this returns false (so two
+   * nodes racing — a late gateway outcome and the overdue reaper — report exactly one terminal state).
+   * False too for an unknown or forgotten command.
+   */
+  setState(command: string, state: CommandState): Promise<boolean>;
   /** Hold a command for an offline gateway, at most `maxDepth` per gateway. */
   hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult>;
   /**
@@ -61,6 +66,11 @@ export interface CommandQueue {
   take(gateway: string, now: number): Promise<CommandRecord[]>;
   /** Held commands whose tokens expired, removed as returned (each to exactly one caller). */
   reapExpired(now: number): Promise<CommandRecord[]>;
+  /**
+   * Commands still without a terminal state whose token expired at or before `cutoff` (the caller passes
+   * now − grace): each is set `timed_out` atomically and returned to exactly one caller cluster-wide.
+   */
+  reapOverdue(cutoff: number): Promise<CommandRecord[]>;
   /** Drop everything held for a gateway (revocation); returns what was dropped. */
   dropGateway(gateway: string): Promise<CommandRecord[]>;
   /** How many commands are held for a gateway. */

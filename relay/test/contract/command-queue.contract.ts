@@ -280,6 +280,46 @@ export function commandQueueContract(name: string, factory: CommandQueueFactory)
       expect(again[0]!.state).toBe('delivered');
     });
 
+    it('a terminal state is final: setState refuses to overwrite it, from any node', async () => {
+      const { queue, other, clock } = await make();
+      const r = record(clock, uniqueId('gw'));
+      await queue.claim(r);
+      expect(await queue.setState(r.command, 'running')).toBe(true);
+      expect(await other.setState(r.command, 'completed')).toBe(true);
+      expect(await queue.setState(r.command, 'failed')).toBe(false);
+      expect(await queue.setState(r.command, 'running')).toBe(false);
+      expect((await queue.get(r.command))!.state).toBe('completed');
+      expect(await queue.setState(uniqueId('jti'), 'completed')).toBe(false);
+    });
+
+    it('reapOverdue ends each command without a terminal state past the cutoff timed_out, once, held or not', async () => {
+      const { queue, other, clock } = await make();
+      const gw = uniqueId('gw');
+      const running = record(clock, gw);
+      const held = record(clock, gw);
+      const done = record(clock, gw);
+      const later = record(clock, gw, { expiresAt: clock.now() + 600_000 });
+      for (const r of [running, held, done, later]) await queue.claim(r, { maxDepth: 10 });
+      await queue.take(gw, clock.now());
+      await queue.setState(running.command, 'running');
+      await queue.setState(done.command, 'completed');
+      await queue.hold(held.command, gw, held.expiresAt, 10);
+      const ours = new Set([running.command, held.command, done.command, later.command]);
+      const mine = (rs: CommandRecord[]) => rs.filter((r) => ours.has(r.command)).map((r) => r.command);
+      expect(mine(await queue.reapOverdue(running.expiresAt - 1))).toEqual([]);
+      clock.advance(61_000);
+      const [a, b] = await Promise.all([queue.reapOverdue(running.expiresAt), other.reapOverdue(running.expiresAt)]);
+      expect([...mine(a), ...mine(b)].sort()).toEqual([running.command, held.command].sort());
+      for (const r of [...a, ...b]) if (ours.has(r.command)) expect(r.state).toBe('timed_out');
+      expect((await queue.get(running.command))!.state).toBe('timed_out');
+      expect((await queue.get(done.command))!.state).toBe('completed');
+      expect((await queue.get(later.command))!.state).toBe('accepted');
+      // Never delivered after its deadline, never reported twice, and a late outcome cannot overwrite it.
+      expect(mine(await queue.take(gw, clock.now() - 61_000))).not.toContain(held.command);
+      expect(mine(await queue.reapOverdue(running.expiresAt))).toEqual([]);
+      expect(await other.setState(running.command, 'completed')).toBe(false);
+    });
+
     it('dropGateway removes and returns everything held for that gateway only', async () => {
       const { queue, other, clock } = await make();
       const gw = uniqueId('gw');

@@ -6,6 +6,7 @@
 -- KEYS[4] member   sr:{cmdq}:m
 -- KEYS[5] held     sr:{cmdq}:rec
 -- KEYS[6] counter  sr:{cmdq}:ctr
+-- KEYS[7] open     sr:{cmdq}:open   zset: jti -> token expiry, for every command without a terminal state
 -- ARGV[1] record JSON   ARGV[2] keep-until (ms)   ARGV[3] now (ms)   ARGV[4] state   ARGV[5] Redis TTL backstop (ms)
 -- ARGV[6] gateway   ARGV[7] jti   ARGV[8] expiresAt (ms)   ARGV[9] maxDepth ('' = claim only, no hold)
 -- Returns {1} when claimed (and held), {0} when the jti is already claimed, {2, depth} when the gateway's
@@ -35,4 +36,5 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'k', ARGV[2], 's', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[7], ARGV[8], ARGV[7])
 return {1}
