@@ -16,6 +16,7 @@
 import { join } from 'node:path';
 import { AE_PATTERN } from '@scanrelay/protocol';
 import dimse from 'dcmjs-dimse';
+import { PreviewPool } from '../preview/pool.js';
 import { endOfClinicDay } from './dicom-time.js';
 import { type Naturalized, quietDimseLog } from './dimse-util.js';
 import { EchoMonitor } from './echo.js';
@@ -122,6 +123,14 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     opts.forwardToPacs && opts.pacs
       ? new ForwardQueue({ aet: opts.aet, pacs: opts.pacs, timeoutMs, logger, noDelay })
       : undefined;
+  const previews =
+    opts.previews === false
+      ? undefined
+      : new PreviewPool({
+          previewsDir: join(opts.stateDir, 'previews'),
+          logger,
+          ...(opts.onPreview ? { onPreview: opts.onPreview } : {}),
+        });
   const storage = new StorageTracker({
     stateDir: opts.stateDir,
     objectsDir,
@@ -131,7 +140,12 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     emit,
     logger,
     ...retention,
-    ...(forward ? { onStored: (_o, path) => forward.push(path) } : {}),
+    // The seam between the storage path and everything that happens after an object is safely stored.
+    onStored: (object, path) => {
+      forward?.push(path);
+      previews?.submit(path, object.sopInstanceUid, object.accession);
+    },
+    onPurged: (object) => void previews?.remove(object.sopInstanceUid),
   });
   const echo = new EchoMonitor({
     aet: opts.aet,
@@ -217,6 +231,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     const dropped = await worklist.purgeExpired();
     await mpps.purgeExpired();
     const objects = await storage.purgeExpired();
+    await previews?.purgeOrphans((uid) => storage.get(uid) !== undefined);
     await pacs.expireCommitments();
     if (dropped.length > 0 || objects > 0)
       logger.info({ worklistItems: dropped.length, objects }, 'retention: purged expired worklist items and objects');
@@ -268,6 +283,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
       await scp.close();
       await retentionRun;
       await forward?.drain();
+      await previews?.close();
       await Promise.all([...background]);
     },
     port: () => scp.port(),

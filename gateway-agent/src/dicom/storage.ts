@@ -53,6 +53,8 @@ export interface StorageOptions {
   clinicDayEndHour?: number;
   /** Called with each newly stored object (forwarding to the PACS). */
   onStored?: (object: StoredObject, path: string) => void;
+  /** Called with each object the retention purge removed (its preview goes with it). */
+  onPurged?: (object: StoredObject) => void;
 }
 
 export class StorageTracker {
@@ -139,6 +141,7 @@ export class StorageTracker {
     for (const o of gone) {
       await unlink(this.pathOf(o)).catch(() => undefined);
       this.objects.delete(o.sopInstanceUid);
+      this.opts.onPurged?.(o);
     }
     // Files with no index entry (a crash between rename and index write) are removed once old enough.
     const known = new Set([...this.objects.values()].map((o) => o.file));

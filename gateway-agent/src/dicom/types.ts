@@ -62,6 +62,12 @@ export interface DicomOptions {
   host?: string;
   /** pino-compatible logger (default: silent). Never receives patient data from the DICOM side. */
   logger?: DicomLogger;
+  /**
+   * Make a small JPEG preview of every stored image in a worker thread (default true). `onPreview` receives
+   * each one; a preview that cannot be made is logged and skipped, never failing the C-STORE.
+   */
+  previews?: boolean;
+  onPreview?: (preview: import('../preview/pool.js').Preview) => void;
   /** Forward every received object to the PACS (C-STORE, one at a time) when a PACS is configured (default false). */
   forwardToPacs?: boolean;
   /** Timeout of one SCU operation against a peer (association, each response), ms (default 30 000). */
