@@ -125,6 +125,11 @@ export interface RelayConfig {
    */
   trustProxy: boolean;
   /**
+   * Refuse command tokens whose `args` are not encrypted to the gateway (`{ jwe }`, issue 17), so patient
+   * data in commands can never pass through this relay in clear. Events are not covered yet. Default false.
+   */
+  requireEncryptedPayloads: boolean;
+  /**
    * Also serve WebTransport (HTTP/2, and HTTP/3 when its native module loads) on this port, beside the
    * WebSocket listener. Needs `webTransportCert` and `webTransportKey`. Default unset (off).
    */
@@ -266,6 +271,7 @@ export function resolveConfig(input: RelayConfigInput): RelayConfig {
     transport: input.transport ?? 'ws',
     logLevel: input.logLevel ?? 'info',
     trustProxy: input.trustProxy ?? false,
+    requireEncryptedPayloads: input.requireEncryptedPayloads ?? false,
     webTransportPort: input.webTransportPort,
     webTransportCert: input.webTransportCert,
     webTransportKey: input.webTransportKey,
@@ -313,6 +319,8 @@ function validate(c: RelayConfig): void {
     );
   if (c.transport !== 'ws' && c.transport !== 'uws')
     throw new ConfigError('SCANRELAY_TRANSPORT (transport)', `must be ws or uws (got ${String(c.transport)})`);
+  if (typeof c.requireEncryptedPayloads !== 'boolean')
+    throw new ConfigError('SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS (requireEncryptedPayloads)', 'must be true or false');
   if (typeof c.trustProxy !== 'boolean')
     throw new ConfigError('SCANRELAY_TRUST_PROXY (trustProxy)', 'must be true or false');
   if (c.webTransportPort !== undefined) {
@@ -408,6 +416,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RelayConfigInput {
     if (!/^(true|false|1|0|yes|no)$/i.test(trust))
       throw new ConfigError('SCANRELAY_TRUST_PROXY', `must be true or false (got "${trust.slice(0, 20)}")`);
     out.trustProxy = /^(true|1|yes)$/i.test(trust);
+  }
+  const requireEnc = str('SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS');
+  if (requireEnc !== undefined) {
+    if (!/^(true|false|1|0|yes|no)$/i.test(requireEnc))
+      throw new ConfigError(
+        'SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS',
+        `must be true or false (got "${requireEnc.slice(0, 20)}")`,
+      );
+    out.requireEncryptedPayloads = /^(true|1|yes)$/i.test(requireEnc);
   }
   for (const [name, [section, key]] of Object.entries(LIMIT_ENV)) {
     const v = int(name);

@@ -207,6 +207,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
         manageJwks: config.manageJwks,
         manageIssuer: config.manageIssuer,
         audience: config.audience,
+        requireEncryptedArgs: config.requireEncryptedPayloads,
         registry: ports.registry,
         clock,
         logger,

@@ -18,6 +18,7 @@ import {
   type CommandClaims,
   GATEWAY_ALGORITHMS,
   isCommandName,
+  isEncryptedArgs,
   isId,
   MANAGE_ALGORITHMS,
   MAX_COMMAND_LIFETIME_S,
@@ -56,6 +57,8 @@ export interface AuthenticatorOptions {
   manageIssuer: string;
   /** The relay's id: `aud` of session, admin and gateway-assertion tokens (`SCANRELAY_AUDIENCE`). */
   audience: string;
+  /** Refuse command tokens whose args are not `{ jwe }` (SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS). Default false. */
+  requireEncryptedArgs?: boolean;
   registry: Registry;
   clock: Clock;
   logger: Logger;
@@ -264,6 +267,14 @@ export async function createAuthenticator(opts: AuthenticatorOptions): Promise<R
     }
     if (typeof p.args !== 'object' || p.args === null || Array.isArray(p.args)) {
       throw refuse('command', 'bad_claim', 'claim "args" must be an object');
+    }
+    // Shape only: the relay has no key for the JWE and never decodes it.
+    if (opts.requireEncryptedArgs && !isEncryptedArgs(p.args)) {
+      throw new AuthError(
+        'forbidden',
+        'args_not_encrypted',
+        'command token refused: this relay accepts only args encrypted to the gateway (SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS)',
+      );
     }
     let gateway: GatewayRecord | undefined;
     try {

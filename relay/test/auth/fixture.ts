@@ -52,7 +52,9 @@ export interface AuthFixture {
 }
 
 /** Build the fixture; `close()` it in afterEach/afterAll. */
-export async function authFixture(opts: { alg?: ManageAlg } = {}): Promise<AuthFixture> {
+export async function authFixture(
+  opts: { alg?: ManageAlg; requireEncryptedArgs?: boolean } = {},
+): Promise<AuthFixture> {
   const clock = new ManualClock();
   const dir = await mkdtemp(join(tmpdir(), 'scanrelay-auth-'));
   const registry = await FileRegistry.open(dir, clock);
@@ -66,6 +68,7 @@ export async function authFixture(opts: { alg?: ManageAlg } = {}): Promise<AuthF
     registry,
     clock,
     logger: log.logger,
+    requireEncryptedArgs: opts.requireEncryptedArgs ?? false,
   });
   return {
     clock,

@@ -52,6 +52,24 @@ describe('command pre-check', () => {
     expect(v.claims.args).toEqual({ jwe });
   });
 
+  it('issue 17: with SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS, clear args are refused (args_not_encrypted)', async () => {
+    const strict = await authFixture({ requireEncryptedArgs: true });
+    try {
+      const gw = await registerGateway(strict, { site: 'site-a' });
+      const m = (args: unknown) =>
+        mintCommand(strict.manage, {
+          now: strict.clock.now(),
+          claims: { aud: gw.id, site: 'site-a', cmd: 'worklist.cancel', args },
+        });
+      const e = await authFailure(strict.auth.verifyCommand(await m({ accession: 'ACC1' })));
+      expect([e.code, e.reason]).toEqual(['forbidden', 'args_not_encrypted']);
+      const jwe = ['eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9', 'a2V5', 'aXY', 'Y2lwaGVy', 'dGFn'].join('.');
+      expect((await strict.auth.verifyCommand(await m({ jwe }))).gateway.id).toBe(gw.id);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuses alg none, HS256 with the public key, tampering and oversize (cases 2, 3, 12, 13)', async () => {
     const { header, payload } = decodeParts(await mint());
     expect((await authFailure(fx.auth.verifyCommand(forgeUnsigned(header, payload)))).reason).toBe('alg_not_allowed');

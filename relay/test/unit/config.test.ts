@@ -100,6 +100,7 @@ describe('environment and --config', () => {
       SCANRELAY_LOG_LEVEL: 'debug',
       SCANRELAY_AUDIENCE: 'relay.example',
       SCANRELAY_TRUST_PROXY: 'true',
+      SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS: 'yes',
       SCANRELAY_MAX_CONNECTIONS_PER_IP: '5',
       SCANRELAY_HISTORY_MAX_EVENTS: '77',
     };
@@ -115,6 +116,7 @@ describe('environment and --config', () => {
       logLevel: 'debug',
       audience: 'relay.example',
       trustProxy: true,
+      requireEncryptedPayloads: true,
     });
     expect(c.limits.maxConnectionsPerIp).toBe(5);
     expect(c.history.maxEvents).toBe(77);
@@ -133,6 +135,9 @@ describe('environment and --config', () => {
   it('refuses a non-number limit naming the variable', () => {
     expect(settingOf(() => configFromEnv({ SCANRELAY_PORT: '80a' }))).toBe('SCANRELAY_PORT');
     expect(settingOf(() => configFromEnv({ SCANRELAY_TRUST_PROXY: 'maybe' }))).toBe('SCANRELAY_TRUST_PROXY');
+    expect(settingOf(() => configFromEnv({ SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS: 'on' }))).toBe(
+      'SCANRELAY_REQUIRE_ENCRYPTED_PAYLOADS',
+    );
   });
 
   it('merges a --config file under the environment (env wins)', async () => {
