@@ -24,10 +24,11 @@ export const SETTINGS = {
   SCANRELAY_GATEWAY_DICOM_PORT: 'TCP port of the DICOM SCPs; default 11112 (0 = any free port)',
   SCANRELAY_GATEWAY_DICOM_HOST: 'interface the DICOM SCPs bind to; default 0.0.0.0 (firewall it to the modalities)',
   SCANRELAY_GATEWAY_ALLOWED_CALLING_AETS:
-    'comma list of calling AE titles allowed on the SCPs; default: the configured modalities and PACS',
+    'comma list of calling AE titles allowed on the SCPs; default: the configured modalities and PACS (each only from its own host; a listed AE that is no configured peer may call from any address)',
   SCANRELAY_GATEWAY_FORWARD_TO_PACS: 'true to forward every received image to the PACS; default false',
   SCANRELAY_GATEWAY_PACS: 'the PACS as AET@host:port; optional',
-  SCANRELAY_GATEWAY_MODALITIES: 'comma list of modalities as AET@host:port; optional',
+  SCANRELAY_GATEWAY_MODALITIES:
+    'comma list of modalities as AET@host:port; optional. A modality may call the gateway only from its host (A-ASSOCIATE-RJ otherwise)',
   SCANRELAY_GATEWAY_TRANSPORT:
     'relay link transport: websocket (default), webtransport, or auto (WebTransport first, WebSocket when it fails)',
   SCANRELAY_GATEWAY_WEBTRANSPORT_URLS:

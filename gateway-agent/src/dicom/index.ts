@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { AE_PATTERN } from '@scanrelay/protocol';
 import dimse from 'dcmjs-dimse';
 import { PreviewPool } from '../preview/pool.js';
+import { CallerAllowlist, type CallerRejection } from './caller-allowlist.js';
 import { endOfClinicDay } from './dicom-time.js';
 import { type Naturalized, quietDimseLog } from './dimse-util.js';
 import { EchoMonitor } from './echo.js';
@@ -38,6 +39,11 @@ const { Status } = dimse.constants;
 
 /** The service plus what tests, the simulator demo and future commands use beyond the v1 contract. */
 export interface GatewayDicomService extends DicomService {
+  /**
+   * Counters for the metrics endpoint: associations refused at A-ASSOCIATE by reason (`called_ae`,
+   * `unknown_calling_ae`, `wrong_source_address`), since start.
+   */
+  counters(): { associationsRejected: Record<CallerRejection, number> };
   /**
    * Ask the PACS to commit instances (storage commitment, N-ACTION). Resolves once the PACS accepted the
    * request; the outcome arrives as a `storage.committed` event {transactionUid, committed, failed, by: 'pacs'}.
@@ -101,9 +107,13 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
   };
   const incomingDir = join(opts.stateDir, 'incoming');
   const objectsDir = join(opts.stateDir, 'objects');
-  const allowed = new Set(
-    opts.allowedCallingAets ?? [...opts.modalities.map((m) => m.aet), ...(opts.pacs ? [opts.pacs.aet] : [])],
-  );
+  // Built in start() (host names are resolved); until then nobody is let in.
+  let callers: CallerAllowlist | undefined;
+  const rejected: Record<CallerRejection, number> = {
+    called_ae: 0,
+    unknown_calling_ae: 0,
+    wrong_source_address: 0,
+  };
 
   const worklist = new WorklistStore({ stateDir: opts.stateDir, now, ...retention });
   const mpps = new MppsTracker({ stateDir: opts.stateDir, now, worklist, emit, ...retention });
@@ -210,7 +220,10 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
 
   const scp = new ScpServer({
     aet: opts.aet,
-    isAllowedCaller: (aet) => allowed.has(aet),
+    checkCaller: (aet, address) => callers?.check(aet, address) ?? { ok: false, reason: 'unknown_calling_ae' },
+    onRejected: (reason) => {
+      rejected[reason] += 1;
+    },
     incomingDir,
     logger,
     timeoutMs,
@@ -262,6 +275,10 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
       await storage.load();
       await pacs.load();
       await runRetention();
+      callers = await CallerAllowlist.build(
+        [...opts.modalities, ...(opts.pacs ? [opts.pacs] : [])],
+        opts.allowedCallingAets,
+      );
       await scp.listen(opts.host ?? '0.0.0.0', opts.port);
       scheduleRetention();
       echo.start(opts.echoIntervalMs ?? 0, () => opts.modalities);
@@ -314,5 +331,6 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
     pacsRetrieve: (args, onProgress) => pacs.retrieve(args, onProgress),
     requestStorageCommitment: (instances, accession) => pacs.requestCommitment(instances, accession),
     runRetention,
+    counters: () => ({ associationsRejected: { ...rejected } }),
   };
 }

@@ -23,6 +23,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
+import type { CallerRejection, CallerVerdict } from './caller-allowlist.js';
 import { datasetOf, emitterOf, type Naturalized, setNoDelay, withDataset } from './dimse-util.js';
 import { MAX_ASSOCIATE_PDU, PduLengthGuard } from './pdu-guard.js';
 import { FileSink, readStoredHeader, type StoredHeader } from './storage-sink.js';
@@ -82,7 +83,10 @@ export interface ScpHandlers {
 
 export interface ScpConfig {
   aet: string;
-  isAllowedCaller(aet: string): boolean;
+  /** Calling AE title + source address check (see caller-allowlist.ts). */
+  checkCaller(aet: string, remoteAddress: string | undefined): CallerVerdict;
+  /** Counts a refused association (the `associationsRejected` counter). */
+  onRejected?(reason: CallerRejection): void;
   /** Where C-STORE objects are written while they arrive. */
   incomingDir: string;
   handlers: ScpHandlers;
@@ -216,6 +220,7 @@ function makeScpClass(cfg: ScpConfig) {
           { callingAet: calling, calledAet: called, remote },
           `association refused: called AE "${called}" is not this gateway's AE title "${cfg.aet}"; set the modality's destination AE to "${cfg.aet}"`,
         );
+        cfg.onRejected?.('called_ae');
         this.sendAssociationReject(
           RejectResult.Permanent,
           RejectSource.ServiceUser,
@@ -223,11 +228,19 @@ function makeScpClass(cfg: ScpConfig) {
         );
         return;
       }
-      if (!cfg.isAllowedCaller(calling)) {
-        log.warn(
-          { callingAet: calling, remote },
-          `association refused: calling AE "${calling}" is not allowed; add it to SCANRELAY_GATEWAY_MODALITIES if it is a modality of this site`,
-        );
+      const verdict = cfg.checkCaller(calling, this.socket.remoteAddress);
+      if (!verdict.ok) {
+        if (verdict.reason === 'wrong_source_address')
+          log.warn(
+            { callingAet: calling, remote, expected: verdict.expected },
+            `association refused: calling AE "${calling}" is configured at ${verdict.expected.join(', ')} but connected from ${this.socket.remoteAddress}; fix the peer's address in SCANRELAY_GATEWAY_MODALITIES/PACS if the unit moved`,
+          );
+        else
+          log.warn(
+            { callingAet: calling, remote },
+            `association refused: calling AE "${calling}" is not allowed; add it to SCANRELAY_GATEWAY_MODALITIES if it is a modality of this site`,
+          );
+        cfg.onRejected?.(verdict.reason);
         this.sendAssociationReject(
           RejectResult.Permanent,
           RejectSource.ServiceUser,
