@@ -11,12 +11,12 @@
  * up by `kid` in a Map — never by indexing an object with attacker-controlled text.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { MANAGE_ALGORITHMS } from '@scanrelay/protocol';
+import { type ManageAlgorithm, manageKeyAlgorithm } from '@scanrelay/protocol';
 import { type CryptoKey, importJWK, type JWK, type KeyObject } from 'jose';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export type ManageAlgorithm = (typeof MANAGE_ALGORITHMS)[number];
+export type { ManageAlgorithm };
 
 export interface PinnedKey {
   kid: string | undefined;
@@ -36,9 +36,6 @@ export class KeyLookupError extends Error {
 }
 
 const MAX_JWKS_BYTES = 1024 * 1024;
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-/** 2048-bit modulus, base64url without padding. */
-const MIN_RSA_N_CHARS = 342;
 
 /** Parse and import a JWKS document. Throws GatewayError('keys_invalid') naming the bad key. */
 export async function importJwks(text: string, source: string): Promise<Map<string, PinnedKey>> {
@@ -60,15 +57,10 @@ export async function importJwks(text: string, source: string): Promise<Map<stri
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw new GatewayError('keys_invalid', `${where} is not an object`);
     const jwk = raw as JWK & Record<string, unknown>;
-    for (const m of PRIVATE_MEMBERS)
-      if (m in jwk)
-        throw new GatewayError(
-          'keys_invalid',
-          `${where} contains private or symmetric key material ("${m}"): pin only the public key`,
-        );
-    if (jwk.use !== undefined && jwk.use !== 'sig')
-      throw new GatewayError('keys_invalid', `${where} has use "${String(jwk.use)}"; only "sig" keys verify commands`);
-    const alg = keyAlgorithm(jwk, where);
+    // The one manage-key policy the relay applies too (@scanrelay/protocol keys.ts); pin only public keys.
+    const verdict = manageKeyAlgorithm(jwk);
+    if (!verdict.ok) throw new GatewayError('keys_invalid', `${where} refused: ${verdict.reason}`);
+    const { alg } = verdict;
     const kid = jwk.kid;
     if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256))
       throw new GatewayError('keys_invalid', `${where} has an invalid kid`);
@@ -85,26 +77,6 @@ export async function importJwks(text: string, source: string): Promise<Map<stri
     out.set(mapKey, { kid, alg, key });
   }
   return out;
-}
-
-function keyAlgorithm(jwk: JWK, where: string): ManageAlgorithm {
-  const allowed = MANAGE_ALGORITHMS as readonly string[];
-  let natural: ManageAlgorithm[];
-  if (jwk.kty === 'EC' && jwk.crv === 'P-256') natural = ['ES256'];
-  else if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') natural = ['EdDSA'];
-  else if (jwk.kty === 'RSA') {
-    if (typeof jwk.n !== 'string' || jwk.n.length < MIN_RSA_N_CHARS)
-      throw new GatewayError('keys_invalid', `${where} is an RSA key shorter than 2048 bits`);
-    natural = ['RS256', 'PS256'];
-  } else
-    throw new GatewayError(
-      'keys_invalid',
-      `${where} is a ${String(jwk.kty)}${jwk.crv ? ` ${jwk.crv}` : ''} key; only EC P-256, Ed25519 and RSA keys are accepted`,
-    );
-  if (jwk.alg === undefined) return natural[0]!;
-  if (!allowed.includes(jwk.alg) || !natural.includes(jwk.alg as ManageAlgorithm))
-    throw new GatewayError('keys_invalid', `${where} has alg "${jwk.alg}", which does not fit its key type`);
-  return jwk.alg as ManageAlgorithm;
 }
 
 interface FileStamp {

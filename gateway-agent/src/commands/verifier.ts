@@ -25,6 +25,7 @@ import {
   CLOCK_TOLERANCE_S,
   type CommandArgs,
   type CommandName,
+  isCommandId,
   isCommandName,
   isEncryptedArgs,
   MANAGE_ALGORITHMS,
@@ -104,7 +105,6 @@ export interface VerifierOptions {
 }
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-const JTI_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export class CommandVerifier {
   private readonly now: () => number;
@@ -159,7 +159,7 @@ export class CommandVerifier {
         'lifetime_too_long',
         `the command token lives longer than ${MAX_COMMAND_LIFETIME_S} s (exp − iat)`,
       );
-    if (typeof jti !== 'string' || !JTI_PATTERN.test(jti))
+    if (typeof jti !== 'string' || !isCommandId(jti))
       throw new CommandRejected('malformed', 'the command token has an unusable jti');
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256)
       throw new CommandRejected('malformed', 'the command token has an unusable sub');

@@ -13,6 +13,7 @@ export * from './codec.js';
 export * from './codes.js';
 export * from './commands.js';
 export * from './framing.js';
+export * from './keys.js';
 export * from './limits.js';
 export * from './messages.js';
 export * from './payload-crypto.js';

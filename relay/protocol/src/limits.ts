@@ -12,6 +12,21 @@ export const POSITION_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Event kinds: dotted lower-case words, e.g. `procedure.started`. */
 export const KIND_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){0,3}$/;
 
+/** Longest command id (`jti` of a command token, `command` in `command`/`command.status`). */
+export const MAX_COMMAND_ID_LENGTH = 128;
+
+/**
+ * Command ids: the command token's `jti`, also the `command` field on the wire and the gateway's replay-guard
+ * key. Letters, digits and `._:-`, 1–{@link MAX_COMMAND_ID_LENGTH} characters (a UUID or ULID fits). The one
+ * definition the relay, the gateway and the schema check against.
+ */
+export const COMMAND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** True when `value` is a well-formed command id ({@link COMMAND_ID_PATTERN}). */
+export function isCommandId(value: unknown): value is string {
+  return typeof value === 'string' && COMMAND_ID_PATTERN.test(value);
+}
+
 /** Longest `ref` a client may attach to a request. */
 export const MAX_REF_LENGTH = 64;
 

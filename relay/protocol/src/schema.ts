@@ -8,8 +8,10 @@
  */
 import { isErrorCode, ProtocolError } from './codes.js';
 import {
+  COMMAND_ID_PATTERN,
   ID_PATTERN,
   KIND_PATTERN,
+  MAX_COMMAND_ID_LENGTH,
   MAX_JSON_DEPTH,
   MAX_JSON_STRING,
   MAX_REF_LENGTH,
@@ -140,7 +142,7 @@ const ref = str(MAX_REF_LENGTH);
 const id = str(64, ID_PATTERN);
 const position = str(64, POSITION_PATTERN);
 const epochMs = int(0);
-const commandId = str(128, /^[A-Za-z0-9._:-]+$/);
+const commandId = str(MAX_COMMAND_ID_LENGTH, COMMAND_ID_PATTERN);
 const subject = str(MAX_SUBJECT_LENGTH);
 const kind = str(64, KIND_PATTERN);
 const progress = object({ done: req(int(0)), total: req(int(0)) });

@@ -17,12 +17,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MANAGE_ALGORITHMS } from '@scanrelay/protocol';
+import { type ManageAlgorithm, manageKeyAlgorithm } from '@scanrelay/protocol';
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
 
-export type ManageAlgorithm = (typeof MANAGE_ALGORITHMS)[number];
+export type { ManageAlgorithm };
 
 /** One pinned key. */
 export interface PinnedKey {
@@ -92,24 +92,6 @@ function isLoopbackIp(host: string): boolean {
   return isIP(host) === 4 && host.startsWith('127.');
 }
 
-/** The algorithm a JWK is bound to, or why it is unusable. */
-function keyAlgorithm(jwk: Record<string, unknown>): ManageAlgorithm | string {
-  const { kty, crv, alg } = jwk;
-  if ('d' in jwk || 'p' in jwk || 'q' in jwk || 'k' in jwk) return 'it contains private or symmetric key material';
-  if (jwk.use !== undefined && jwk.use !== 'sig') return `its "use" is ${JSON.stringify(jwk.use)}, not "sig"`;
-  if (alg !== undefined && !(MANAGE_ALGORITHMS as readonly unknown[]).includes(alg)) {
-    return `its alg ${JSON.stringify(alg)} is not one of ${MANAGE_ALGORITHMS.join(', ')}`;
-  }
-  if (kty === 'EC' && crv === 'P-256' && (alg === undefined || alg === 'ES256')) return 'ES256';
-  if (kty === 'OKP' && crv === 'Ed25519' && (alg === undefined || alg === 'EdDSA')) return 'EdDSA';
-  if (kty === 'RSA' && (alg === 'RS256' || alg === 'PS256')) {
-    const bits = typeof jwk.n === 'string' ? Buffer.from(jwk.n, 'base64url').length * 8 : 0;
-    return bits >= 2048 ? alg : `its RSA modulus has ${bits} bits (at least 2048 required)`;
-  }
-  if (kty === 'RSA') return 'an RSA key must name its alg (RS256 or PS256)';
-  return `key type ${JSON.stringify(kty)}${crv ? `/${JSON.stringify(crv)}` : ''} does not match alg ${JSON.stringify(alg)}`;
-}
-
 function publicMembers(jwk: Record<string, unknown>): JWK {
   const out: JWK = {};
   for (const name of ['kty', 'crv', 'x', 'y', 'n', 'e'] as const) {
@@ -147,14 +129,15 @@ export async function importJwks(doc: unknown): Promise<{ keys: Map<string, Pinn
       skipped.push(`${label} appears more than once; both copies ignored`);
       continue;
     }
-    const alg = keyAlgorithm(jwk);
-    if (!(MANAGE_ALGORITHMS as readonly string[]).includes(alg)) {
-      skipped.push(`${label} ignored: ${alg}`);
+    const verdict = manageKeyAlgorithm(jwk);
+    if (!verdict.ok) {
+      skipped.push(`${label} ignored: ${verdict.reason}`);
       continue;
     }
+    const { alg } = verdict;
     try {
       const key = await importJWK(publicMembers(jwk), alg);
-      keys.set(kid, { kid, alg: alg as ManageAlgorithm, key: key as CryptoKey });
+      keys.set(kid, { kid, alg, key: key as CryptoKey });
     } catch (err) {
       skipped.push(`${label} ignored: cannot import (${(err as Error).message})`);
     }

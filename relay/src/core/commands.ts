@@ -22,10 +22,12 @@
  * final state.
  */
 import {
+  COMMAND_ID_PATTERN,
   type CommandRequest,
   type CommandState,
   GATEWAY_STATES,
   type GatewayCommandStatus,
+  isCommandId,
   isJsonObject,
   type JsonObject,
   type Progress,
@@ -44,7 +46,6 @@ import type { Events } from './events.js';
 import type { CoreLimits } from './settings.js';
 
 /** Command ids as the protocol carries them (`command` fields). */
-const COMMAND_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A command acknowledged but unfinished is held again only with this much of its token left (see linkClosed). */
 const REASK_MARGIN_MS = 30_000;
 /** Re-holding a command whose delivery failed must not be refused by the cap it already passed. */
@@ -134,8 +135,8 @@ export class Commands {
       conn.error('forbidden', "the command token's sub is not this session's user; not forwarded", ref);
       return;
     }
-    if (!COMMAND_ID.test(c.jti)) {
-      conn.error('bad_message', 'the command token jti must match ^[A-Za-z0-9._:-]{1,128}$', ref);
+    if (!isCommandId(c.jti)) {
+      conn.error('bad_message', `the command token jti must match ${COMMAND_ID_PATTERN.source}`, ref);
       return;
     }
     if (!(await auth.isSessionActive(conn.sid))) {

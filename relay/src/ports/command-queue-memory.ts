@@ -11,7 +11,7 @@ import { type CommandState, GATEWAY_STATES, TERMINAL_STATES } from '@scanrelay/p
 import type { Clock } from '../clock.js';
 import type { ClaimResult, CommandQueue, CommandRecord, HoldResult } from './command-queue.js';
 import { PortError } from './errors.js';
-import { assertId, assertTokenId } from './ids.js';
+import { assertCommandId, assertId } from './ids.js';
 
 export interface CommandQueueOptions {
   /** How long a record outlives its token expiry or its last state change, ms. Default 10 min. */
@@ -72,13 +72,13 @@ export class MemoryCommandQueue implements CommandQueue {
   }
 
   async get(command: string): Promise<CommandRecord | undefined> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     const entry = this.#live(command);
     return entry ? clone(entry.record) : undefined;
   }
 
   async setState(command: string, state: CommandState): Promise<boolean> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     const entry = this.#live(command);
     if (!entry || TERMINAL_STATES.has(entry.record.state)) return false;
     entry.record.state = state;
@@ -107,7 +107,7 @@ export class MemoryCommandQueue implements CommandQueue {
   }
 
   async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     assertId(gateway, 'gateway');
     if (!this.#live(command)) throw new PortError('unknown_command', `hold: command ${command} was never claimed`);
     const queue = this.#queue(gateway);
@@ -219,7 +219,7 @@ function countLive(queue: Held[], now: number): number {
 }
 
 export function validateRecord(record: CommandRecord): void {
-  assertTokenId(record.command, 'command id (jti)');
+  assertCommandId(record.command, 'command id (jti)');
   assertId(record.gateway, 'command gateway');
   assertId(record.site, 'command site');
   if (!Number.isSafeInteger(record.expiresAt)) throw new PortError('invalid_id', 'command expiresAt must be ms epoch');

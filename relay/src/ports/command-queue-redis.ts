@@ -29,7 +29,7 @@ import {
   validateRecord,
 } from './command-queue-memory.js';
 import { PortError } from './errors.js';
-import { assertId, assertTokenId } from './ids.js';
+import { assertCommandId, assertId } from './ids.js';
 import type { RedisConnection } from './redis-connection.js';
 
 const Q = 'sr:{cmdq}';
@@ -90,7 +90,7 @@ export class RedisCommandQueue implements CommandQueue {
   }
 
   async get(command: string): Promise<CommandRecord | undefined> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     const [json, keep, state] = await this.#conn.call('get command', (c) =>
       c.hmget(commandKey(command), 'r', 'k', 's'),
     );
@@ -101,7 +101,7 @@ export class RedisCommandQueue implements CommandQueue {
   }
 
   async setState(command: string, state: CommandState): Promise<boolean> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     const updated = await this.#conn.script(
       'command-set-state',
       [commandKey(command), ...IN_FLIGHT, OPEN],
@@ -127,7 +127,7 @@ export class RedisCommandQueue implements CommandQueue {
   }
 
   async hold(command: string, gateway: string, expiresAt: number, maxDepth: number): Promise<HoldResult> {
-    assertTokenId(command, 'command id');
+    assertCommandId(command, 'command id');
     assertId(gateway, 'gateway');
     const record = await this.get(command);
     if (!record) throw new PortError('unknown_command', `hold: command ${command} was never claimed`);

@@ -4,7 +4,7 @@
  * and activation lookups come from signed tokens or from us, but are still bounded and restricted so a
  * crafted value cannot create hash-tag collisions, glob patterns or huge keys.
  */
-import { ID_PATTERN } from '@scanrelay/protocol';
+import { COMMAND_ID_PATTERN, ID_PATTERN, isCommandId } from '@scanrelay/protocol';
 import { PortError } from './errors.js';
 
 /** Token ids (`jti`, `sid`) and activation lookups: URL-safe printable characters, no braces or globs. */
@@ -24,6 +24,13 @@ export function assertId(value: unknown, what: string): asserts value is string 
 export function assertTokenId(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || !TOKEN_ID_PATTERN.test(value)) {
     throw new PortError('invalid_id', `${what} is not a valid token id (expected ${TOKEN_ID_PATTERN.source})`);
+  }
+}
+
+/** Throw `invalid_id` unless `value` is a command id (the protocol's {@link COMMAND_ID_PATTERN}). */
+export function assertCommandId(value: unknown, what: string): asserts value is string {
+  if (!isCommandId(value)) {
+    throw new PortError('invalid_id', `${what} is not a valid command id (expected ${COMMAND_ID_PATTERN.source})`);
   }
 }
 
