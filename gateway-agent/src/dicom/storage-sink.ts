@@ -2,7 +2,7 @@
  * Streaming C-STORE to disk. dcmjs-dimse's default collects a received dataset in a memory stream (a
  * 300 MB tomosynthesis object would be 300 MB of heap); its `createStoreWritableStream` /
  * `createDatasetFromStoreWritableStream` hooks let the SCP hand it a file instead. `FileSink` writes a
- * DICOM Part 10 file (preamble, file meta information, then the dataset bytes exactly as received) and
+ * DICOM Part 10 file (a zeroed preamble, file meta information, then the dataset bytes exactly as received) and
  * `readStoredHeader` parses only the first attributes back (up to the study/series ones), never the pixels.
  */
 import { type FileHandle, open } from 'node:fs/promises';
@@ -42,7 +42,10 @@ function text(value: string, pad: '\0' | ' '): Buffer {
   return Buffer.from(value.length % 2 === 0 ? value : value + pad, 'ascii');
 }
 
-/** Preamble, `DICM` and the group 0002 elements (always explicit VR little endian, PS3.10 7.1). */
+/**
+ * Preamble, `DICM` and the group 0002 elements (always explicit VR little endian, PS3.10 7.1). The preamble
+ * is always 128 zero bytes (PS3.10 §7.5: never let a sender's polyglot preamble reach a stored file).
+ */
 export function encodeFileMeta(meta: FileMeta): Buffer {
   const body = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
