@@ -45,6 +45,9 @@ const VIEW_CODES: Record<string, string> = {
   '399196000': 'FB',
 };
 
+// libvips may use one thread: previews share a small site box with the DICOM path.
+sharp.concurrency(1);
+
 let initialised: Promise<void> | undefined;
 function initDecoders(): Promise<void> {
   initialised ??= imaging.NativePixelDecoder.initializeAsync({ logNativeDecodersMessages: false });
