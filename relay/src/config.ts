@@ -138,6 +138,13 @@ export interface RelayConfig {
   webTransportCert: string | undefined;
   /** PEM private key file for the WebTransport listener. */
   webTransportKey: string | undefined;
+  /**
+   * Path of the Go HTTP/3 sidecar binary (`relay/wt-sidecar/bin/wt-sidecar`). When set, `webTransportPort`
+   * is served as WebTransport over HTTP/3 (UDP) by the sidecar, which browsers use; with no cert/key the
+   * sidecar makes a 13-day ECDSA P-256 development certificate and /version advertises its hash.
+   * Default unset (HTTP/2 WebTransport through the npm library).
+   */
+  webTransportSidecar: string | undefined;
   limits: RelayLimits;
   timings: RelayTimings;
   history: HistoryConfig;
@@ -275,6 +282,7 @@ export function resolveConfig(input: RelayConfigInput): RelayConfig {
     webTransportPort: input.webTransportPort,
     webTransportCert: input.webTransportCert,
     webTransportKey: input.webTransportKey,
+    webTransportSidecar: input.webTransportSidecar,
     limits: { ...DEFAULT_LIMITS, ...input.limits },
     timings: { ...DEFAULT_TIMINGS, ...input.timings },
     history: { ...DEFAULT_HISTORY, ...input.history },
@@ -326,7 +334,11 @@ function validate(c: RelayConfig): void {
   if (c.webTransportPort !== undefined) {
     if (!Number.isInteger(c.webTransportPort) || c.webTransportPort < 0 || c.webTransportPort > 65535)
       throw new ConfigError('SCANRELAY_WEBTRANSPORT_PORT (webTransportPort)', 'must be a port 0–65535, or unset');
-    if (!c.webTransportCert || !c.webTransportKey)
+    if (
+      c.webTransportSidecar === undefined
+        ? !c.webTransportCert || !c.webTransportKey
+        : !c.webTransportCert !== !c.webTransportKey
+    )
       throw new ConfigError(
         'SCANRELAY_WEBTRANSPORT_CERT / SCANRELAY_WEBTRANSPORT_KEY',
         'WebTransport needs TLS: set both to PEM files (certificate chain and private key)',
@@ -411,6 +423,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RelayConfigInput {
   set('webTransportPort', int('SCANRELAY_WEBTRANSPORT_PORT'));
   set('webTransportCert', str('SCANRELAY_WEBTRANSPORT_CERT'));
   set('webTransportKey', str('SCANRELAY_WEBTRANSPORT_KEY'));
+  set('webTransportSidecar', str('SCANRELAY_WEBTRANSPORT_SIDECAR'));
   const trust = str('SCANRELAY_TRUST_PROXY');
   if (trust !== undefined) {
     if (!/^(true|false|1|0|yes|no)$/i.test(trust))

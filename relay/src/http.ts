@@ -22,7 +22,14 @@ export interface HttpRoutesDeps {
   logger: Logger;
   /** Readiness of the node and its ports. */
   ready: () => boolean;
-  version: { name: string; version: string; node: string; transport: string };
+  version: {
+    name: string;
+    version: string;
+    node: string;
+    transport: string;
+    /** The WebTransport listener clients may prefer (port on this host; dev certificate hash). */
+    readonly webTransport?: { http3: boolean; port: number; certHash?: string } | undefined;
+  };
   /** The admin API, when wired (it answers its own paths and returns false for others). */
   api: HttpApiHandler | undefined;
 }

@@ -158,8 +158,25 @@ async function webTransportFor(
   config: RelayConfig,
   hooks: Pick<TransportHooks, 'admit' | 'open'>,
   logger: Logger,
-): Promise<TransportServer | undefined> {
+): Promise<(TransportServer & { readonly certHash?: string }) | undefined> {
   if (config.webTransportPort === undefined) return undefined;
+  if (config.webTransportSidecar !== undefined) {
+    const { createWebTransportTransport } = await import('./transport/webtransport.js');
+    return createWebTransportTransport(
+      {
+        ...transportOptions(config, config.webTransportPort, logger),
+        cert: '',
+        key: '',
+        sidecar: {
+          binary: config.webTransportSidecar,
+          listen: `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.webTransportPort}`,
+          origins: config.allowedOrigins,
+          ...(config.webTransportCert ? { certFile: config.webTransportCert, keyFile: config.webTransportKey } : {}),
+        },
+      },
+      hooks,
+    );
+  }
   const [cert, key, { createWebTransportTransport }] = await Promise.all([
     readFile(config.webTransportCert!, 'utf8'),
     readFile(config.webTransportKey!, 'utf8'),
@@ -200,6 +217,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
   let node: RelayNode | undefined;
   let transport: TransportServer | undefined;
   let extraTransport: TransportServer | undefined;
+  let wtAdvert: { http3: boolean; port: number; certHash?: string } | undefined;
   try {
     let auth = deps.authenticator;
     if (!auth) {
@@ -237,7 +255,16 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
       metrics,
       logger,
       ready: () => relayNode.ready,
-      version: { name: 'scanrelay-relay', version: packageVersion(), node: config.nodeId, transport: config.transport },
+      version: {
+        name: 'scanrelay-relay',
+        version: packageVersion(),
+        node: config.nodeId,
+        transport: config.transport,
+        // Read at each request: set once the WebTransport listener is live (clients prefer it when present).
+        get webTransport() {
+          return wtAdvert;
+        },
+      },
       api,
     });
     const hooks0: Pick<TransportHooks, 'admit' | 'open'> = {
@@ -286,9 +313,18 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
         const bound = await server.listen();
         port = bound.port;
         if (extra) {
-          const wt = await extra.listen();
-          wtPort = wt.port;
-          logger.info({ node: config.nodeId, port: wt.port }, 'webtransport listening');
+          try {
+            const wt = await extra.listen();
+            wtPort = wt.port;
+            const http3 = config.webTransportSidecar !== undefined;
+            wtAdvert = { http3, port: wt.port, ...(extra.certHash ? { certHash: extra.certHash } : {}) };
+            logger.info({ node: config.nodeId, port: wt.port, http3 }, 'webtransport listening');
+          } catch (err) {
+            if (config.webTransportSidecar === undefined) throw err;
+            // The sidecar is optional at run time: without it the relay serves WebSocket only.
+            logger.warn({ err: (err as Error).message }, 'HTTP/3 WebTransport off; serving WebSocket only');
+            await extra.close().catch(() => undefined);
+          }
         }
         logger.info(
           {

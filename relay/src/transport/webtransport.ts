@@ -33,6 +33,7 @@ import type {
   TransportServer,
   UpgradeDecision,
 } from '../core/transport.js';
+import { type SidecarOptions, SidecarWtServer } from './wt-sidecar.js';
 
 /** TLS material for the WebTransport listener (HTTP/2 needs TLS; HTTP/3 always does). */
 export interface WebTransportListenOptions extends TransportOptions {
@@ -42,11 +43,18 @@ export interface WebTransportListenOptions extends TransportOptions {
   key: string;
   /** Try to load the native HTTP/3 module (default true). */
   http3?: boolean;
+  /**
+   * Serve HTTP/3 through the Go sidecar instead of the npm library (see `wt-sidecar.ts`); `cert`/`key`
+   * are then unused (the sidecar reads `sidecar.certFile`/`keyFile`, or makes a dev certificate).
+   */
+  sidecar?: Omit<SidecarOptions, 'logger' | 'paths'>;
 }
 
 export interface WebTransportServer extends TransportServer {
   /** Which WebTransport flavours are live, for the start-up log and /version. */
   readonly flavours: { http2: boolean; http3: boolean; http3Reason?: string };
+  /** The HTTP/3 sidecar's dev certificate hash (base64 SHA-256) after `listen()`; '' otherwise. */
+  readonly certHash: string;
 }
 
 // Structural types for the parts of the library we use (its own .d.ts drag in DOM stream types).
@@ -99,7 +107,8 @@ function headerValue(h: Record<string, string | string[] | undefined> | undefine
 function peerIp(peer: string | undefined): string {
   if (!peer) return 'unknown';
   const i = peer.lastIndexOf(':');
-  return i > 0 ? peer.slice(0, i) : peer;
+  const host = i > 0 ? peer.slice(0, i) : peer;
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host; // [::1]:port from Go
 }
 
 function pathOf(raw: string | undefined): string {
@@ -137,18 +146,29 @@ export async function createWebTransportTransport(
   options: WebTransportListenOptions,
   hooks: Pick<TransportHooks, 'admit' | 'open'> & Partial<Pick<TransportHooks, 'http'>>,
 ): Promise<WebTransportServer> {
-  const { ctor, http3, http3Reason } = await loadLibrary(options.http3 !== false);
-  const log = options.logger.child({ transport: 'webtransport' });
-  const server = new ctor({
-    port: options.port,
-    host: options.host,
-    secret: randomBytes(32).toString('hex'),
-    cert: options.cert,
-    privKey: options.key,
-    // One stream per session: refuse more than a couple of client-opened streams.
-    initialBidirectionalStreams: 2,
-    initialUnidirectionalStreams: 0,
-  });
+  const sidecar = options.sidecar
+    ? new SidecarWtServer({
+        ...options.sidecar,
+        paths: PATHS,
+        logger: options.logger.child({ transport: 'webtransport-h3' }),
+      })
+    : undefined;
+  const { ctor, http3, http3Reason } = sidecar
+    ? { ctor: undefined, http3: true, http3Reason: undefined }
+    : await loadLibrary(options.http3 !== false);
+  const log = options.logger.child({ transport: sidecar ? 'webtransport-h3' : 'webtransport' });
+  const server: WtServer =
+    sidecar ??
+    new ctor!({
+      port: options.port,
+      host: options.host,
+      secret: randomBytes(32).toString('hex'),
+      cert: options.cert,
+      privKey: options.key,
+      // One stream per session: refuse more than a couple of client-opened streams.
+      initialBidirectionalStreams: 2,
+      initialUnidirectionalStreams: 0,
+    });
   let accepting = true;
   const live = new Set<WtSession>();
 
@@ -159,7 +179,8 @@ export async function createWebTransportTransport(
     const decision = hooks.admit({
       path,
       origin: headerValue(header, 'origin'),
-      ip: 'unknown',
+      // Only the sidecar supplies the peer here (the npm library does not expose it at the request stage).
+      ip: peerIp(headerValue(header, ':peer-address')),
       protocols: OFFER_ALL,
     });
     return { status: decision.ok ? 200 : decision.status, path, header };
@@ -242,10 +263,22 @@ export async function createWebTransportTransport(
   };
 
   return {
-    flavours: { http2: true, http3, ...(http3Reason ? { http3Reason } : {}) },
+    flavours: { http2: !sidecar, http3, ...(http3Reason ? { http3Reason } : {}) },
+    get certHash() {
+      return sidecar?.certHash ?? '';
+    },
     async listen() {
       server.startServer();
       await server.ready;
+      if (sidecar) {
+        for (const path of PATHS) acceptLoop(path).catch(() => {});
+        const addr = server.address();
+        log.info(
+          { port: addr?.port, devCert: sidecar.certHash !== '' },
+          'WebTransport live over HTTP/3 (UDP, Go sidecar)',
+        );
+        return { host: addr?.host ?? options.host, port: addr?.port ?? options.port };
+      }
       for (const path of PATHS) acceptLoop(path).catch(() => {});
       const addr = server.address();
       log.info(
