@@ -36,6 +36,7 @@ import { loadWebTransport, webTransportOpener } from './link/transport-webtransp
 import type { LinkState, StopInfo } from './link/types.js';
 import { createLogger, type Logger } from './log.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
+import { startReporting } from './report.js';
 import { ensurePrivateDir } from './util/durable.js';
 
 /** Link timing overrides (tests use short ones; production keeps the defaults). */
@@ -69,6 +70,8 @@ export interface StartAgentOptions {
   sendWindow?: number;
   /** Sent events unacknowledged for this long are sent again (the relay acks duplicates), ms (default 15 000). */
   resendAfterMs?: number;
+  /** Interval of the in-band `gateway.report` (fleet view), ms (default 15 000). */
+  reportIntervalMs?: number;
   now?: () => number;
 }
 
@@ -349,6 +352,9 @@ function wire(parts: Parts): Agent {
   });
   outbox.on('appended', () => pump());
 
+  // The fleet view at the relay: version, outbox, peers, clock — on connect and every 15 s.
+  const stopReporting = startReporting({ link, outbox, dicom, startedAt: now(), now }, opts.reportIntervalMs);
+
   // A heartbeat line for operators: link state and outbox depth once a minute, even when nothing happens.
   const statusTimer = setInterval(() => {
     const o = outbox.status();
@@ -395,6 +401,7 @@ function wire(parts: Parts): Agent {
       ]);
       clearTimeout(grace);
       clearInterval(statusTimer);
+      stopReporting();
       flushStatuses();
       await link.stop();
       if (pumpTimer) clearTimeout(pumpTimer);

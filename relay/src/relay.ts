@@ -244,6 +244,7 @@ export async function createRelay(input: RelayConfigInput | RelayConfig, deps: R
     const api = createHttpApi({
       auth,
       registry: ports.registry,
+      presence: ports.presence,
       clock,
       hooks,
       logger,

@@ -24,6 +24,8 @@ export interface EchoOptions {
 
 export class EchoMonitor {
   private readonly online = new Map<string, boolean>();
+  /** aet → when its last check finished (ms epoch), for the gateway's report. */
+  private readonly checkedAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -53,11 +55,20 @@ export class EchoMonitor {
       this.opts.logger.info({ aet, code: (err as DicomError).code }, 'C-ECHO failed; peer reported offline');
     }
     const ms = Math.round(performance.now() - started);
+    this.checkedAt.set(aet, this.opts.now());
     if (this.online.get(aet) !== online) {
       this.online.set(aet, online);
       await this.opts.emit({ kind: 'modality.status', at: this.opts.now(), data: { aet, online } });
     }
     return { online, ms };
+  }
+
+  /** The last check of every configured peer (`online: false`, no `checkedAt`, before its first check). */
+  status(): { aet: string; online: boolean; checkedAt?: number }[] {
+    return this.opts.peers().map((p) => {
+      const checkedAt = this.checkedAt.get(p.aet);
+      return { aet: p.aet, online: this.online.get(p.aet) === true, ...(checkedAt !== undefined ? { checkedAt } : {}) };
+    });
   }
 
   /** Echo every modality now and then every `intervalMs` (0: never). */

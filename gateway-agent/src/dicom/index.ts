@@ -327,6 +327,7 @@ export function createDicomService(opts: DicomOptions): GatewayDicomService {
       return { existed: item !== undefined };
     },
     echo: (args) => echo.echo(args.aet),
+    peerStatus: () => echo.status(),
     pacsFind: (args) => pacs.find(args),
     pacsRetrieve: (args, onProgress) => pacs.retrieve(args, onProgress),
     requestStorageCommitment: (instances, accession) => pacs.requestCommitment(instances, accession),

@@ -111,6 +111,8 @@ export interface DicomService {
   worklistAdd(args: WorklistAddArgs): Promise<WorklistAddResult>;
   /** Removes the item; resolves {existed} so a retry is not a failure. */
   worklistCancel(args: WorklistCancelArgs): Promise<{ existed: boolean }>;
+  /** The echo monitor's last view of each configured peer (optional: test doubles may leave it out). */
+  peerStatus?(): { aet: string; online: boolean; checkedAt?: number }[];
   /** C-ECHO a configured peer by AE title; emits modality.status. */
   echo(args: EchoArgs): Promise<{ online: boolean; ms: number }>;
   /** Study-level C-FIND on the PACS; results go in the command's completed detail. */

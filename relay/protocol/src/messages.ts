@@ -153,7 +153,29 @@ export interface GatewayEvent {
   data: JsonObject;
 }
 
-export type GatewayToRelay = Hello | GatewayCommandStatus | GatewayEvent | Ping;
+/**
+ * The gateway's own view of its health, sent after `welcome` and then periodically (protocol v1.1: a relay
+ * that predates it answers `bad_message`, which a gateway ignores for this type). The relay keeps the latest
+ * per gateway for the fleet API (`GET /v1/admin/gateways`); it never goes to browsers.
+ */
+export interface GatewayReport {
+  type: 'gateway.report';
+  /** The gateway's clock when it sent this, ms epoch (the relay derives `clockSkewMs` from it). */
+  at: number;
+  agent: { version: string; transport: string; startedAt: number };
+  outbox: { pending: number; oldestAt?: number };
+  /** The echo monitor's last view of each configured peer. */
+  peers: GatewayPeerStatus[];
+}
+
+export interface GatewayPeerStatus {
+  aet: string;
+  online: boolean;
+  /** When the peer was last C-ECHOed, ms epoch; absent before the first check. */
+  checkedAt?: number;
+}
+
+export type GatewayToRelay = Hello | GatewayCommandStatus | GatewayEvent | GatewayReport | Ping;
 
 // ─── relay → browser ─────────────────────────────────────────────────────────────────────────────────
 

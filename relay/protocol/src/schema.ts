@@ -194,6 +194,12 @@ export const SCHEMAS: Readonly<Record<Direction, Schemas>> = {
       at: req(epochMs),
       data: req(jsonObject),
     },
+    'gateway.report': {
+      at: req(epochMs),
+      agent: req(object({ version: req(str(64)), transport: req(str(32)), startedAt: req(epochMs) })),
+      outbox: req(object({ pending: req(int(0)), oldestAt: opt(epochMs) })),
+      peers: req(arrayOf(object({ aet: req(str(16)), online: req(bool), checkedAt: opt(epochMs) }), 64)),
+    },
     ping,
   },
   'relay→browser': {

@@ -30,6 +30,16 @@ const VALID: Record<Direction, Record<string, Record<string, unknown>>> = {
     hello: { type: 'hello', token: 'a.b.c' },
     'command.status': { type: 'command.status', command: 'jti-1', state: 'progress', progress: { done: 1, total: 4 } },
     event: { type: 'event', seq: 1, kind: 'procedure.started', subject: 'ACC1', at: T, data: {} },
+    'gateway.report': {
+      type: 'gateway.report',
+      at: T,
+      agent: { version: '0.1.0', transport: 'ws', startedAt: T },
+      outbox: { pending: 2, oldestAt: T },
+      peers: [
+        { aet: 'MG1', online: true, checkedAt: T },
+        { aet: 'PACS', online: false },
+      ],
+    },
     ping: { type: 'ping', ref: 'p' },
   },
   'relay→browser': {
@@ -106,6 +116,21 @@ describe('rejections name the field', () => {
     expect(fieldOf('gateway→relay', { type: 'event', seq: 1, kind: 'a.b', at: T, data: {}, site: 'other' })).toBe(
       'site',
     );
+  });
+  it('gateway.report fields are checked one by one', () => {
+    const ok = {
+      type: 'gateway.report',
+      at: T,
+      agent: { version: 'v', transport: 'ws', startedAt: T },
+      outbox: { pending: 0 },
+      peers: [],
+    };
+    expect(fieldOf('gateway→relay', { ...ok, outbox: { pending: -1 } })).toBe('outbox.pending');
+    expect(fieldOf('gateway→relay', { ...ok, peers: [{ aet: 'MG1', online: 'yes' }] })).toBe('peers.0.online');
+    expect(fieldOf('gateway→relay', { ...ok, agent: { version: 'v', transport: 'ws' } })).toBe('agent.startedAt');
+    expect(
+      fieldOf('gateway→relay', { ...ok, peers: Array.from({ length: 65 }, () => ({ aet: 'A', online: true })) }),
+    ).toBe('peers');
   });
   it('missing required fields are named', () => {
     expect(fieldOf('browser→relay', { type: 'command', token: 't' })).toBe('ref');

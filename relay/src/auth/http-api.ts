@@ -4,7 +4,8 @@
  * | method + path                          | auth          | answer                                            |
  * |----------------------------------------|---------------|---------------------------------------------------|
  * | POST   /v1/admin/gateways {site,name}  | admin token   | 201 {gateway, site, activationCode, expiresAt}    |
- * | GET    /v1/admin/gateways              | admin token   | 200 {gateways: [...]}                             |
+ * | GET    /v1/admin/gateways[?site=&online=] | admin token | 200 {gateways: [...]} with the fleet view      |
+ * | GET    /v1/admin/gateways/{id}         | admin token   | 200 one gateway with the fleet view; 404          |
  * | DELETE /v1/admin/gateways/{id}         | admin token   | 200 {id, site, status: "revoked", revokedAt}; 404 |
  * | POST   /v1/admin/sessions/{sid}/revoke | admin token   | 200 {sid, revokedUntil}                           |
  * | POST   /v1/activate                    | code + proof  | 200 {gateway, site} (format: activation.ts)       |
@@ -18,6 +19,7 @@ import { isId } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { isTokenIdOk } from '../ports/ids.js';
+import type { FleetPresence, Presence } from '../ports/presence.js';
 import type { GatewayRecord, Registry } from '../ports/registry.js';
 import { Enrolment, type EnrolmentOptions } from './activation.js';
 import { ApiError } from './api-error.js';
@@ -29,6 +31,8 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export interface HttpApiOptions {
   auth: Authenticator;
   registry: Registry;
+  /** Live presence and the gateways' reports, for the fleet view. */
+  presence: Presence;
   clock: Clock;
   hooks: AdminHooks;
   logger: Logger;
@@ -78,6 +82,37 @@ function publicView(g: GatewayRecord): Record<string, unknown> {
     ...(g.revokedAt !== undefined ? { revokedAt: g.revokedAt } : {}),
     ...(g.thumbprint !== undefined ? { thumbprint: g.thumbprint } : {}),
   };
+}
+
+/** A gateway record with its fleet view (fields documented in relay/protocol/README.md, "Fleet view"). */
+function fleetView(g: GatewayRecord, f: FleetPresence): Record<string, unknown> {
+  return {
+    ...publicView(g),
+    presence: { online: f.online, since: f.since, node: f.node, lastTrafficAt: f.lastTrafficAt },
+    agent: f.report?.agent ?? null,
+    outbox: f.report?.outbox ?? null,
+    peers: f.report?.peers ?? null,
+    clockSkewMs: f.report?.clockSkewMs ?? null,
+    reportedAt: f.report?.reportedAt ?? null,
+  };
+}
+
+/** `?site=&online=true|false` of the fleet list; anything else is refused so a typo never widens the list. */
+function fleetFilter(query: string): { site?: string; online?: boolean } {
+  const params = new URLSearchParams(query);
+  const out: { site?: string; online?: boolean } = {};
+  for (const [key, value] of params) {
+    if (key === 'site') {
+      if (!isId(value)) throw new ApiError(400, 'bad_message', 'site must be a site id ([a-z0-9-], 1 to 64)');
+      out.site = value;
+    } else if (key === 'online') {
+      if (value !== 'true' && value !== 'false') throw new ApiError(400, 'bad_message', 'online must be true or false');
+      out.online = value === 'true';
+    } else {
+      throw new ApiError(400, 'bad_message', `unknown query parameter "${key.slice(0, 32)}" (use site, online)`);
+    }
+  }
+  return out;
 }
 
 /** Read a JSON object body: content type, size cap (declared and actual), parse, plain object. */
@@ -141,7 +176,7 @@ function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): 
 
 /** Create the `(req, res) => boolean` handler the relay's HTTP server calls first for every request. */
 export function createHttpApi(opts: HttpApiOptions): HttpApiHandler {
-  const { auth, registry, clock, hooks } = opts;
+  const { auth, registry, presence, clock, hooks } = opts;
   const log = opts.logger.child({ component: 'http-api' });
   const enrolment = new Enrolment({ registry, clock, logger: opts.logger, ...opts.activation });
 
@@ -171,7 +206,20 @@ export function createHttpApi(opts: HttpApiOptions): HttpApiHandler {
   const methodNotAllowed = (allow: string) =>
     new ApiError(405, 'method_not_allowed', `use ${allow} on this path`, { headers: { allow } });
 
-  async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  async function listFleet(query: string): Promise<Record<string, unknown>[]> {
+    const filter = fleetFilter(query);
+    let records = await registry.listGateways();
+    if (filter.site !== undefined) records = records.filter((g) => g.site === filter.site);
+    const views = await presence.fleet(records.map((g) => g.id));
+    const out: Record<string, unknown>[] = [];
+    for (let i = 0; i < records.length; i++) {
+      if (filter.online !== undefined && views[i]!.online !== filter.online) continue;
+      out.push(fleetView(records[i]!, views[i]!));
+    }
+    return out;
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string, query: string): Promise<void> {
     const method = req.method ?? 'GET';
     if (path === '/v1/activate') {
       if (method !== 'POST') throw methodNotAllowed('POST');
@@ -183,8 +231,7 @@ export function createHttpApi(opts: HttpApiOptions): HttpApiHandler {
       if (method !== 'GET' && method !== 'POST') throw methodNotAllowed('GET, POST');
       const sub = await requireAdmin(req);
       if (method === 'GET') {
-        const gateways = await registry.listGateways();
-        send(res, 200, { gateways: gateways.map(publicView) });
+        send(res, 200, { gateways: await listFleet(query) });
         return;
       }
       const body = await readJson(req);
@@ -194,12 +241,19 @@ export function createHttpApi(opts: HttpApiOptions): HttpApiHandler {
     }
     const gw = GATEWAY_PATH.exec(path);
     if (gw) {
-      if (method !== 'DELETE') throw methodNotAllowed('DELETE');
+      if (method !== 'DELETE' && method !== 'GET') throw methodNotAllowed('GET, DELETE');
       const sub = await requireAdmin(req);
       const id = gw[1]!;
       const notFound = new ApiError(404, 'not_found', 'no gateway with this id');
       // Ids are [a-z0-9-] only, so a percent-encoded path segment can never name one.
       if (!isId(id)) throw notFound;
+      if (method === 'GET') {
+        const record = await registry.getGateway(id);
+        if (!record) throw notFound;
+        const [view] = await presence.fleet([id]);
+        send(res, 200, fleetView(record, view!));
+        return;
+      }
       const record = await registry.revoke(id, clock.now());
       if (!record) throw notFound;
       log.info({ gateway: id, site: record.site, by: sub }, 'gateway revoked');
@@ -241,7 +295,7 @@ export function createHttpApi(opts: HttpApiOptions): HttpApiHandler {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     if (path !== '/v1/activate' && path !== '/v1/admin' && !path.startsWith('/v1/admin/')) return false;
-    route(req, res, path).catch((err: unknown) => {
+    route(req, res, path, q === -1 ? '' : url.slice(q + 1)).catch((err: unknown) => {
       if (err instanceof ApiError) {
         const headers: Record<string, string> = { ...err.headers };
         if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);

@@ -7,12 +7,13 @@
  *                                                   │ replaced an older socket? → Bus control {replaced} (it closes 4505)
  *                                                   │ was offline? → presence + gateway.online on the site
  *                                                   └ deliver held commands
- *  any frame / pong ─▶ lastSeen; Presence.heartbeat at most every ttl/3 (false → we were replaced: close)
+ *  any frame / pong ─▶ lastSeen; Presence.heartbeat + noteTraffic at most every ttl/3 (false → replaced: close)
+ *  gateway.report ─▶ Presence.saveReport (agent, outbox, peers, clock skew) for the fleet API
  *  socket gone ─▶ Presence.release (if still ours) → presence + gateway.offline
  *  a node died ─▶ its leases lapse; any node's reaper reports them offline
  * ```
  */
-import type { Hello } from '@scanrelay/protocol';
+import type { GatewayReport, Hello } from '@scanrelay/protocol';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, type VerifiedGateway } from '../auth/types.js';
 import type { Clock } from '../clock.js';
@@ -77,6 +78,7 @@ export class Gateways {
     );
     conn.present = true;
     conn.lastBeat = since;
+    await presence.noteTraffic(gateway, since);
     if ((conn.state as ConnState) === 'closed') {
       // The socket died while the lease was being claimed: give the lease back at once.
       conn.present = false;
@@ -107,7 +109,10 @@ export class Gateways {
     const now = clock.now();
     if (now - conn.lastBeat < config.timings.presenceTtlMs / 3) return;
     conn.lastBeat = now;
-    const ours = await this.d.presence.heartbeat(conn.gateway, conn.id, config.timings.presenceTtlMs);
+    const [ours] = await Promise.all([
+      this.d.presence.heartbeat(conn.gateway, conn.id, config.timings.presenceTtlMs),
+      this.d.presence.noteTraffic(conn.gateway, now),
+    ]);
     if (ours || !conn.present) return;
     conn.present = false;
     const live = await this.d.presence.get(conn.gateway);
@@ -115,6 +120,19 @@ export class Gateways {
     // The lease lapsed (this node stalled past the TTL) and was reaped: the gateway must reconnect (4000), not
     // stop as a replaced one would.
     else conn.fail('internal', 'presence lease lapsed; reconnect');
+  }
+
+  /** The gateway's own health view: kept as the latest for the fleet API (never sent to browsers). */
+  async report(conn: GatewayConn, msg: GatewayReport): Promise<void> {
+    if (!conn.present) return;
+    const reportedAt = this.d.clock.now();
+    await this.d.presence.saveReport(conn.gateway, {
+      agent: { version: msg.agent.version, transport: msg.agent.transport, startedAt: msg.agent.startedAt },
+      outbox: { pending: msg.outbox.pending, oldestAt: msg.outbox.oldestAt ?? null },
+      peers: msg.peers.map((p) => ({ aet: p.aet, online: p.online, checkedAt: p.checkedAt ?? null })),
+      clockSkewMs: msg.at - reportedAt,
+      reportedAt,
+    });
   }
 
   /** The socket is gone: release the lease if it is still ours and tell the site. */

@@ -327,6 +327,8 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
         return this.events.fromGateway(conn, m);
       case 'command.status':
         return this.commands.fromGateway(conn, m);
+      case 'gateway.report':
+        return this.gateways.report(conn, m);
     }
   }
 

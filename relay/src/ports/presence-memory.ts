@@ -15,7 +15,7 @@
 import type { PresenceEntry } from '@scanrelay/protocol';
 import type { Clock } from '../clock.js';
 import { assertId } from './ids.js';
-import type { Presence, PresenceRecord } from './presence.js';
+import type { FleetPresence, GatewayHealthReport, Presence, PresenceRecord } from './presence.js';
 
 export interface PresenceOptions {
   /** How long an offline gateway stays in `listSite`, ms. Default 24 h. */
@@ -35,6 +35,10 @@ export class MemoryPresence implements Presence {
   readonly #leases = new Map<string, Lease>();
   /** site → gateway → last known state. */
   readonly #sites = new Map<string, Map<string, PresenceEntry>>();
+  readonly #traffic = new Map<string, number>();
+  /** gateway → offline since, kept (unlike the site map) for the fleet view. */
+  readonly #offlineSince = new Map<string, number>();
+  readonly #reports = new Map<string, GatewayHealthReport>();
 
   constructor(clock: Clock, options: PresenceOptions = {}) {
     this.#clock = clock;
@@ -113,9 +117,40 @@ export class MemoryPresence implements Presence {
     return reaped;
   }
 
+  async noteTraffic(gateway: string, at: number): Promise<void> {
+    assertId(gateway, 'presence gateway');
+    this.#traffic.set(gateway, Math.max(at, this.#traffic.get(gateway) ?? 0));
+  }
+
+  async saveReport(gateway: string, report: GatewayHealthReport): Promise<void> {
+    assertId(gateway, 'presence gateway');
+    this.#reports.set(gateway, structuredClone(report));
+    await this.noteTraffic(gateway, report.reportedAt);
+  }
+
+  async fleet(gateways: readonly string[]): Promise<FleetPresence[]> {
+    const now = this.#clock.now();
+    return gateways.map((gateway) => {
+      const lease = this.#leases.get(gateway);
+      const live = lease !== undefined && lease.deadline > now;
+      const report = this.#reports.get(gateway);
+      let since: number | null = this.#offlineSince.get(gateway) ?? null;
+      if (live) since = lease.record.since;
+      else if (lease) since = lease.deadline;
+      return {
+        online: live,
+        since,
+        node: live ? lease.record.node : null,
+        lastTrafficAt: this.#traffic.get(gateway) ?? null,
+        report: report ? structuredClone(report) : null,
+      };
+    });
+  }
+
   async close(): Promise<void> {}
 
   #markOffline(record: PresenceRecord, since: number): void {
+    this.#offlineSince.set(record.gateway, since);
     this.#siteMap(record.site).set(record.gateway, { gateway: record.gateway, online: false, since });
   }
 

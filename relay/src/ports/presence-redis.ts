@@ -10,6 +10,8 @@
  * | `sr:{presence}:deadline`     | zset | gateway → lease deadline (ms)          |
  * | `sr:{presence}:offline`      | hash | gateway → offline since (ms)           |
  * | `sr:{presence}:site:<site>`  | set  | the site's gateways                    |
+ * | `sr:{presence}:traffic`      | hash | gateway → last traffic seen (ms)       |
+ * | `sr:{presence}:report`       | hash | gateway → GatewayHealthReport JSON     |
  *
  * Deadlines are computed from the injected Clock (node time), so lease rules match the memory
  * implementation exactly; see presence-memory.ts for those rules.
@@ -18,7 +20,7 @@ import type { PresenceEntry } from '@scanrelay/protocol';
 import type { Clock } from '../clock.js';
 import { PortError } from './errors.js';
 import { assertId } from './ids.js';
-import type { Presence, PresenceRecord } from './presence.js';
+import type { FleetPresence, GatewayHealthReport, Presence, PresenceRecord } from './presence.js';
 import { DEFAULT_OFFLINE_RETAIN_MS, type PresenceOptions } from './presence-memory.js';
 import type { RedisConnection } from './redis-connection.js';
 
@@ -27,6 +29,8 @@ const LEASE = `${P}:lease`;
 const OWNER = `${P}:owner`;
 const DEADLINE = `${P}:deadline`;
 const OFFLINE = `${P}:offline`;
+const TRAFFIC = `${P}:traffic`;
+const REPORT = `${P}:report`;
 const siteSet = (site: string): string => `${P}:site:${site}`;
 
 /** Most leases one reap call pops (the rest go to the next call). */
@@ -121,7 +125,73 @@ export class RedisPresence implements Presence {
     }
   }
 
+  async noteTraffic(gateway: string, at: number): Promise<void> {
+    assertId(gateway, 'presence gateway');
+    await this.#conn.call('presence traffic', (c) => c.hset(TRAFFIC, gateway, String(at)));
+  }
+
+  async saveReport(gateway: string, report: GatewayHealthReport): Promise<void> {
+    assertId(gateway, 'presence gateway');
+    await this.#conn.call('presence report', (c) =>
+      c.multi().hset(REPORT, gateway, JSON.stringify(report)).hset(TRAFFIC, gateway, String(report.reportedAt)).exec(),
+    );
+  }
+
+  async fleet(gateways: readonly string[]): Promise<FleetPresence[]> {
+    if (gateways.length === 0) return [];
+    for (const g of gateways) assertId(g, 'presence gateway');
+    const ids = [...gateways];
+    // Every key shares the {presence} slot, so one pipeline (one round trip) serves a Cluster too.
+    const replies = await this.#conn.call('presence fleet', async (c) => {
+      const res = await c
+        .pipeline()
+        .hmget(LEASE, ...ids)
+        .zmscore(DEADLINE, ...ids)
+        .hmget(OFFLINE, ...ids)
+        .hmget(TRAFFIC, ...ids)
+        .hmget(REPORT, ...ids)
+        .exec();
+      if (!res) throw new PortError('unavailable', 'the presence fleet pipeline was discarded');
+      return res.map(([err, value]) => {
+        if (err) throw err;
+        return value as (string | null)[];
+      });
+    });
+    const [leases, deadlines, offline, traffic, reports] = replies as [
+      (string | null)[],
+      (string | null)[],
+      (string | null)[],
+      (string | null)[],
+      (string | null)[],
+    ];
+    const now = this.#clock.now();
+    return ids.map((_, i) => {
+      const deadline = deadlines[i] == null ? undefined : Number(deadlines[i]);
+      const lease = leases[i] ? parseRecord(leases[i]) : undefined;
+      const live = lease !== undefined && deadline !== undefined && deadline > now;
+      let since: number | null = null;
+      if (live) since = lease.since;
+      else if (deadline !== undefined) since = deadline;
+      else if (offline[i] != null) since = Number(offline[i]);
+      return {
+        online: live,
+        since,
+        node: live ? lease.node : null,
+        lastTrafficAt: traffic[i] == null ? null : Number(traffic[i]),
+        report: reports[i] ? parseReport(reports[i]) : null,
+      };
+    });
+  }
+
   async close(): Promise<void> {}
+}
+
+function parseReport(json: string): GatewayHealthReport | null {
+  try {
+    return JSON.parse(json) as GatewayHealthReport;
+  } catch {
+    return null; // a corrupt report only hides health detail; presence itself stays right
+  }
 }
 
 function parseRecord(json: string): PresenceRecord {

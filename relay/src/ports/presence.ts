@@ -19,6 +19,28 @@ export interface PresenceRecord {
   since: number;
 }
 
+/** A gateway's latest in-band `gateway.report`, as the relay stored it (see relay/protocol/README.md). */
+export interface GatewayHealthReport {
+  agent: { version: string; transport: string; startedAt: number };
+  outbox: { pending: number; oldestAt: number | null };
+  peers: { aet: string; online: boolean; checkedAt: number | null }[];
+  /** Gateway clock minus relay clock when the report arrived, ms. */
+  clockSkewMs: number;
+  /** Relay time the report arrived, ms epoch. */
+  reportedAt: number;
+}
+
+/** One gateway's presence as the fleet API shows it. */
+export interface FleetPresence {
+  /** True only while a live lease (renewed by the socket's traffic) exists. */
+  online: boolean;
+  /** Online since (live lease) or offline since; null when never seen (or forgotten after retention). */
+  since: number | null;
+  node: string | null;
+  lastTrafficAt: number | null;
+  report: GatewayHealthReport | null;
+}
+
 export interface Presence {
   /**
    * Record this connection as the gateway's live socket. Returns the record it replaced (another socket of
@@ -38,5 +60,11 @@ export interface Presence {
    * Called periodically by every node; each expiry is returned to exactly one caller.
    */
   reapExpired(now: number): Promise<PresenceRecord[]>;
+  /** Record that the gateway's socket showed traffic at `at` (called at most every ttl/3, like heartbeat). */
+  noteTraffic(gateway: string, at: number): Promise<void>;
+  /** Keep the gateway's latest report (replacing the previous one); also counts as traffic at `reportedAt`. */
+  saveReport(gateway: string, report: GatewayHealthReport): Promise<void>;
+  /** The fleet view of each gateway, in the order given (one round trip for all of them). */
+  fleet(gateways: readonly string[]): Promise<FleetPresence[]>;
   close(): Promise<void>;
 }

@@ -62,6 +62,71 @@ describe('admin authentication', () => {
   });
 });
 
+describe('fleet view', () => {
+  it('lists each gateway with presence, agent, outbox, peers and clock skew; filters by site and online; 404 unknown', async () => {
+    const a = await f.issue('site-a');
+    const b = await f.issue('site-b');
+    const now = f.clock.now();
+    await f.presence.claim(
+      { gateway: a.gateway, site: 'site-a', node: 'node-1', connection: 'c1', since: now },
+      45_000,
+    );
+    const report = {
+      agent: { version: '0.1.0', transport: 'ws', startedAt: now - 60_000 },
+      outbox: { pending: 0, oldestAt: null },
+      peers: [{ aet: 'MG1', online: true, checkedAt: now - 1000 }],
+      clockSkewMs: 120,
+      reportedAt: now,
+    };
+    await f.presence.saveReport(a.gateway, report);
+
+    const list = await f.call('GET', '/v1/admin/gateways', { admin: true });
+    const byId = new Map((list.body.gateways as { id: string }[]).map((g) => [g.id, g]));
+    expect(byId.get(a.gateway)).toMatchObject({
+      site: 'site-a',
+      presence: { online: true, since: now, node: 'node-1', lastTrafficAt: now },
+      agent: report.agent,
+      outbox: report.outbox,
+      peers: report.peers,
+      clockSkewMs: 120,
+      reportedAt: now,
+    });
+    expect(byId.get(b.gateway)).toMatchObject({
+      status: 'pending',
+      presence: { online: false, since: null, node: null, lastTrafficAt: null },
+      agent: null,
+      outbox: null,
+      peers: null,
+      clockSkewMs: null,
+    });
+    const ids = async (query: string) => {
+      const r = await f.call('GET', `/v1/admin/gateways${query}`, { admin: true });
+      expect(r.status).toBe(200);
+      return (r.body.gateways as { id: string }[]).map((g) => g.id);
+    };
+    expect(await ids('?online=true')).toEqual([a.gateway]);
+    expect(await ids('?online=false')).toEqual([b.gateway]);
+    expect(await ids('?site=site-b')).toEqual([b.gateway]);
+    expect(await ids('?site=site-b&online=true')).toEqual([]);
+    for (const bad of ['?online=yes', '?site=..%2F', '?status=active']) {
+      const r = await f.call('GET', `/v1/admin/gateways${bad}`, { admin: true });
+      expect([bad, r.status, r.body.code]).toEqual([bad, 400, 'bad_message']);
+    }
+
+    const one = await f.call('GET', `/v1/admin/gateways/${a.gateway}`, { admin: true });
+    expect(one.status).toBe(200);
+    expect(one.body).toEqual(byId.get(a.gateway));
+    f.clock.advance(45_001);
+    const lapsed = await f.call('GET', `/v1/admin/gateways/${a.gateway}`, { admin: true });
+    expect(lapsed.body.presence).toEqual({ online: false, since: now + 45_000, node: null, lastTrafficAt: now });
+    for (const id of ['gw-unknown', 'GW%20X']) {
+      const r = await f.call('GET', `/v1/admin/gateways/${id}`, { admin: true });
+      expect([id, r.status, r.body.code]).toEqual([id, 404, 'not_found']);
+    }
+    expect((await f.call('GET', `/v1/admin/gateways/${a.gateway}`)).status).toBe(401);
+  });
+});
+
 describe('gateways', () => {
   it('creates, lists and revokes, telling the core about each revocation', async () => {
     const created = await f.call('POST', '/v1/admin/gateways', {

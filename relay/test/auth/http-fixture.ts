@@ -6,12 +6,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type EnrolmentOptions, scryptHasher } from '../../src/auth/activation.js';
 import { createHttpApi } from '../../src/auth/http-api.js';
+import { MemoryPresence } from '../../src/ports/presence-memory.js';
 import { mintAdmin, TEST_AUDIENCE } from '../helpers/tokens.js';
 import { type AuthFixture, authFixture } from './fixture.js';
 
 export interface ApiFixture extends AuthFixture {
   base: string;
   hooks: { gatewaysRevoked: string[]; sessionsRevoked: string[] };
+  /** The presence the fleet view reads (memory, on the fixture's clock). */
+  presence: MemoryPresence;
   /** How many times the secret hasher ran. */
   hashes(): number;
   /** Call the API; `admin: true` adds a valid admin bearer token. */
@@ -32,9 +35,11 @@ export async function apiFixture(
   const hooks = { gatewaysRevoked: [] as string[], sessionsRevoked: [] as string[] };
   let hashCount = 0;
   const fast = scryptHasher({ N: 1024, r: 8, p: 1 });
+  const presence = new MemoryPresence(fx.clock);
   const handler = createHttpApi({
     auth: fx.auth,
     registry: fx.registry,
+    presence,
     clock: fx.clock,
     logger: fx.log.logger,
     audience: TEST_AUDIENCE,
@@ -85,6 +90,7 @@ export async function apiFixture(
 
   return {
     ...fx,
+    presence,
     base,
     hooks,
     hashes: () => hashCount,

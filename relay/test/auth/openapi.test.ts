@@ -31,9 +31,13 @@ function resolve(ref: string): Schema {
 }
 
 /** Errors of `value` against `schema` (subset: $ref, const, enum, type, required, properties,
- *  additionalProperties: false, items, pattern, oneOf). Empty when valid. */
+ *  additionalProperties: false, items, pattern, oneOf, type lists and null). Empty when valid. */
 function validate(schema: Schema, value: unknown, at = '$'): string[] {
   if (typeof schema.$ref === 'string') return validate(resolve(schema.$ref), value, at);
+  if (Array.isArray(schema.type)) {
+    const each = schema.type.map((t) => validate({ ...schema, type: t }, value, at));
+    return each.some((e) => e.length === 0) ? [] : each.flat();
+  }
   const errors: string[] = [];
   if ('const' in schema && value !== schema.const) errors.push(`${at}: expected ${String(schema.const)}`);
   if (Array.isArray(schema.enum) && !schema.enum.includes(value)) errors.push(`${at}: ${String(value)} not in enum`);
@@ -60,6 +64,8 @@ function validate(schema: Schema, value: unknown, at = '$'): string[] {
       errors.push(`${at}: does not match ${schema.pattern}`);
     }
   } else if (type === 'integer' && !Number.isInteger(value)) errors.push(`${at}: not an integer`);
+  else if (type === 'boolean' && typeof value !== 'boolean') errors.push(`${at}: not a boolean`);
+  else if (type === 'null' && value !== null) errors.push(`${at}: not null`);
   return errors;
 }
 
@@ -112,6 +118,21 @@ describe('openapi.yaml', () => {
     await check('post', '/v1/activate', '/v1/activate', { body: (await gatewayActivation(code)).body });
     await check('post', '/v1/activate', '/v1/activate', { body: (await gatewayActivation(code)).body }); // 429
     await check('get', '/v1/admin/gateways', '/v1/admin/gateways', { admin: true });
+    const id = created.body.gateway as string;
+    const now = f.clock.now();
+    await f.presence.claim({ gateway: id, site: 'site-a', node: 'n1', connection: 'c1', since: now }, 45_000);
+    await f.presence.saveReport(id, {
+      agent: { version: '0.1.0', transport: 'ws', startedAt: now },
+      outbox: { pending: 1, oldestAt: now },
+      peers: [{ aet: 'MG1', online: false, checkedAt: null }],
+      clockSkewMs: -3,
+      reportedAt: now,
+    });
+    const live = await check('get', '/v1/admin/gateways?online=true', '/v1/admin/gateways', { admin: true });
+    expect((live.body.gateways as unknown[]).length).toBe(1);
+    await check('get', '/v1/admin/gateways?online=maybe', '/v1/admin/gateways', { admin: true });
+    await check('get', `/v1/admin/gateways/${id}`, '/v1/admin/gateways/{id}', { admin: true });
+    await check('get', '/v1/admin/gateways/gw-none', '/v1/admin/gateways/{id}', { admin: true });
     await check('delete', `/v1/admin/gateways/${created.body.gateway as string}`, '/v1/admin/gateways/{id}', {
       admin: true,
     });

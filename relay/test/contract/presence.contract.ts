@@ -41,6 +41,36 @@ export function presenceContract(name: string, factory: PresenceFactory): void {
       await Promise.all(open.splice(0).map((f) => f.close()));
     });
 
+    it('fleet: online with node and traffic while leased, offline since the lapse, report and traffic kept', async () => {
+      const { presence, other, clock } = await make();
+      const site = uniqueId('site');
+      const [gw, never] = [uniqueId('gw'), uniqueId('gw')];
+      const t0 = clock.now();
+      await presence.claim(rec(gw, site, 'c1', 'node-a', t0), TTL);
+      await presence.noteTraffic(gw, t0 + 5);
+      const report = {
+        agent: { version: '1.2.3', transport: 'ws', startedAt: t0 - 1000 },
+        outbox: { pending: 3, oldestAt: t0 - 50 },
+        peers: [
+          { aet: 'MG1', online: true, checkedAt: t0 - 10 },
+          { aet: 'PACS', online: false, checkedAt: null },
+        ],
+        clockSkewMs: -42,
+        reportedAt: t0 + 10,
+      };
+      await presence.saveReport(gw, report);
+      expect(await other.fleet([never, gw])).toEqual([
+        { online: false, since: null, node: null, lastTrafficAt: null, report: null },
+        { online: true, since: t0, node: 'node-a', lastTrafficAt: t0 + 10, report },
+      ]);
+      clock.advance(TTL + 1);
+      const [lapsed] = await other.fleet([gw]);
+      expect(lapsed).toMatchObject({ online: false, since: t0 + TTL, node: null, lastTrafficAt: t0 + 10, report });
+      await other.reapExpired(clock.now());
+      expect((await presence.fleet([gw]))[0]).toMatchObject({ online: false, since: t0 + TTL, lastTrafficAt: t0 + 10 });
+      expect(await presence.fleet([])).toEqual([]);
+    });
+
     it('claims a free gateway, shows it online, and lists it for its site', async () => {
       const { presence, other } = await make();
       const site = uniqueId('site');
