@@ -1,4 +1,5 @@
 /**
+ * (No filed issue: found in review. Named without an issue number so it is not mistaken for issue 4.)
  * A Redis URL's password must never reach an error message or a log: the relay prints start-up failures and
  * an operator pastes them into tickets. Regression for the message that quoted SCANRELAY_REDIS_URL verbatim.
  */
