@@ -1,22 +1,6 @@
-/**
- * What the relay test fixture and test client need to run the protocol suites over WebTransport
- * (SCANRELAY_TEST_TRANSPORT=webtransport, set by on-webtransport/*.test.ts through ./protocol-suite.ts):
- *
- * - a self-signed P-256 certificate made with openssl once per test file, pinned by its SHA-256;
- * - {@link WtTestSocket}: `webTransportSocketClass` over `@fails-components/webtransport` (HTTP/2 transport,
- *   `forceReliable`) shaped like the subset of a `ws` WebSocket that helpers/client.ts uses;
- * - a per-connection Origin: that library always sends `origin: <hostname>` and ignores a `headers` option
- *   (engineer J's finding, web-client/test/helpers/webtransport.ts). The wanted Origin rides in a query
- *   parameter of the CONNECT URL, and a patch of the HTTP/2 client's `request` (this test process only) moves
- *   it into the `origin` header and strips the parameter again, so the relay sees exactly a browser's CONNECT.
- */
-import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type WebTransportConstructor, type WebTransportSocket, webTransportSocketClass } from '@scanrelay/protocol';
+import { makeSelfSignedCertificate } from '../helpers/certificate.js';
 
 export const onWebTransport = (): boolean => process.env.SCANRELAY_TEST_TRANSPORT === 'webtransport';
 
@@ -32,36 +16,8 @@ let certificate: TestCertificate | undefined;
 /** This test file's certificate (made on first use; {@link removeCertificate} deletes it). */
 export function testCertificate(): TestCertificate {
   if (certificate) return certificate;
-  const dir = mkdtempSync(join(tmpdir(), 'relay-wt-suite-'));
-  const certPath = join(dir, 'cert.pem');
-  const keyPath = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2', // serverCertificateHashes accepts certificates valid for at most 14 days
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const sha256 = createHash('sha256')
-    .update(new X509Certificate(readFileSync(certPath)).raw)
-    .digest();
-  certificate = { certPath, keyPath, sha256, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const made = makeSelfSignedCertificate('relay-wt-suite-');
+  certificate = { certPath: made.certPath, keyPath: made.keyPath, sha256: made.sha256, remove: made.remove };
   return certificate;
 }
 

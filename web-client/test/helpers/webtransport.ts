@@ -1,15 +1,6 @@
-/**
- * WebTransport test helpers: a self-signed ECDSA certificate made with openssl at test time (valid 2 days, so
- * `serverCertificateHashes` accepts it) and its SHA-256 pin, and Node's WebTransport implementation
- * (`@fails-components/webtransport`, pure-JS HTTP/2 transport) with a counter of sessions opened.
- */
-import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { WebTransportConstructor, WebTransportLike } from '@scanrelay/protocol';
+import { makeSelfSignedCertificate } from '../../../relay/test/helpers/certificate.js';
 
 export interface TestCertificate {
   cert: string;
@@ -19,38 +10,10 @@ export interface TestCertificate {
   remove(): void;
 }
 
-/** A fresh self-signed P-256 certificate for 127.0.0.1 in a temp dir. */
+/** A fresh self-signed P-256 certificate for 127.0.0.1 in a temp dir (the shared helper's, in this shape). */
 export function makeCertificate(): TestCertificate {
-  const dir = mkdtempSync(join(tmpdir(), 'web-client-wt-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const sha256 = createHash('sha256')
-    .update(new X509Certificate(readFileSync(cert)).raw)
-    .digest('hex');
-  return { cert, key, sha256, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const made = makeSelfSignedCertificate('web-client-wt-');
+  return { cert: made.certPath, key: made.keyPath, sha256: made.sha256Hex, remove: made.remove };
 }
 
 /** Node's WebTransport, wrapped to count the sessions the client under test opens. */
