@@ -94,6 +94,20 @@ function previousOutcome(value: unknown): Previous | undefined {
 /** States reached only after the gateway received the command (its own reports). */
 const GATEWAY_HAS_IT: ReadonlySet<CommandState> = new Set(['verified', 'running', 'progress']);
 
+/** Commands written to one gateway link on this node. */
+interface LinkCommands {
+  /**
+   * Written, with no status at all back yet (jti → record, when written). A write is not a delivery: if the
+   * link dies before the gateway answers, these are held again (back to `queued`).
+   */
+  unacked: Map<string, { record: CommandRecord; deliveredAt: number }>;
+  /**
+   * Written, terminal status not back yet (jti; a superset of `unacked`). If the link dies, a terminal status
+   * may have died with it: they are delivered again, and the gateway answers with how they went.
+   */
+  unfinished: Set<string>;
+}
+
 export class Commands {
   /**
    * Commands written again to a gateway link on this node after an earlier delivery (jti). A gateway's
@@ -103,11 +117,10 @@ export class Commands {
    */
   readonly #redelivered = new Set<string>();
   /**
-   * Per gateway link on this node: commands written to it whose terminal status has not come back (jti). If
-   * the link dies, a terminal status may have died with it (protocol v1 has no status ack): they are
-   * delivered again, and the gateway answers with how they went (see linkClosed).
+   * The one owner of per-link command state: for each gateway link on this node, what was written to it and
+   * is not finished (see {@link LinkCommands}). Gone with the link (linkClosed).
    */
-  readonly #unfinished = new WeakMap<GatewayConn, Set<string>>();
+  readonly #links = new WeakMap<GatewayConn, LinkCommands>();
 
   constructor(private readonly d: CommandsDeps) {}
 
@@ -195,7 +208,7 @@ export class Commands {
       conn.error('forbidden', `command "${msg.command}" is not a command of this gateway`);
       return;
     }
-    conn.inFlight.delete(record.command);
+    this.#links.get(conn)?.unacked.delete(record.command);
     if (TERMINAL_STATES.has(record.state)) {
       this.#finished(conn, record.command);
       return; // already final: a resend after reconnect
@@ -253,7 +266,7 @@ export class Commands {
 
   /** A command's terminal state is recorded: nothing more to ask its gateway about it. */
   #finished(conn: GatewayConn, jti: string): void {
-    this.#unfinished.get(conn)?.delete(jti);
+    this.#links.get(conn)?.unfinished.delete(jti);
     this.#redelivered.delete(jti);
   }
 
@@ -289,9 +302,9 @@ export class Commands {
         await queue.hold(record.command, gateway, record.expiresAt, REHOLD_DEPTH);
         continue;
       }
-      conn.inFlight.set(record.command, { record, deliveredAt: clock.now() });
-      const unfinished = this.#unfinished.get(conn) ?? new Set<string>();
-      this.#unfinished.set(conn, unfinished.add(record.command));
+      const link = this.#link(conn);
+      link.unacked.set(record.command, { record, deliveredAt: clock.now() });
+      link.unfinished.add(record.command);
       if (redelivery) this.#redelivered.add(record.command);
       if (hadIt) continue;
       record.state = 'delivered';
@@ -307,7 +320,7 @@ export class Commands {
     const deadline = this.d.clock.now() - this.d.ackTimeoutMs;
     for (const conn of conns) {
       if (conn.isGone) continue;
-      for (const { deliveredAt, record } of conn.inFlight.values()) {
+      for (const { deliveredAt, record } of this.#links.get(conn)?.unacked.values() ?? []) {
         if (deliveredAt > deadline) continue;
         this.d.logger.warn(
           { gateway: conn.gateway, jti: record.command, conn: conn.id },
@@ -330,13 +343,14 @@ export class Commands {
    * they went.
    */
   async linkClosed(conn: GatewayConn): Promise<void> {
-    const unfinished = this.#unfinished.get(conn) ?? new Set<string>();
-    this.#unfinished.delete(conn);
+    const link = this.#links.get(conn);
+    this.#links.delete(conn);
+    if (!link) return;
+    const { unfinished } = link;
     for (const jti of unfinished) this.#redelivered.delete(jti);
-    if (conn.inFlight.size === 0 && unfinished.size === 0) return;
+    if (link.unacked.size === 0 && unfinished.size === 0) return;
     const { queue, clock } = this.d;
-    const unacked = [...conn.inFlight.values()].map((f) => f.record);
-    conn.inFlight.clear();
+    const unacked = [...link.unacked.values()].map((f) => f.record);
     for (const record of unacked) {
       this.#redelivered.delete(record.command);
       unfinished.delete(record.command);
@@ -397,7 +411,7 @@ export class Commands {
     for (const record of overdue) {
       const conn = this.d.local.gateway(record.gateway);
       if (conn) {
-        conn.inFlight.delete(record.command);
+        this.#links.get(conn)?.unacked.delete(record.command);
         this.#finished(conn, record.command);
       }
       this.d.logger.warn(
@@ -421,6 +435,15 @@ export class Commands {
         message: 'the gateway was revoked before the command could be delivered',
       });
     }
+  }
+
+  #link(conn: GatewayConn): LinkCommands {
+    let link = this.#links.get(conn);
+    if (!link) {
+      link = { unacked: new Map(), unfinished: new Set() };
+      this.#links.set(conn, link);
+    }
+    return link;
   }
 
   /** A Bus `status` for a browser on this node. */

@@ -21,7 +21,6 @@ import {
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
 import type { RelayMetrics, Role } from '../observability/metrics.js';
-import type { CommandRecord } from '../ports/command-queue.js';
 import { TokenBucket } from './limits.js';
 import type { CoreLimits } from './settings.js';
 import type { Endpoint, TransportConnection } from './transport.js';
@@ -240,11 +239,6 @@ export class GatewayConn extends Conn<RelayToGateway> {
   present = false;
   /** Last presence heartbeat written, ms epoch. */
   lastBeat = 0;
-  /**
-   * Commands written to this socket that the gateway has not yet reported any status for, with when.
-   * A write is not a delivery: if the link dies before the gateway answers, these are held again.
-   */
-  readonly inFlight = new Map<string, { record: CommandRecord; deliveredAt: number }>();
 }
 
 export type AnyConn = BrowserConn | GatewayConn;

@@ -6,7 +6,7 @@
  *  hello{assertion} ─ verifyGatewayAssertion ─▶ Presence.claim ──▶ welcome{gateway, site, node, acked}
  *                                                   │ replaced an older socket? → Bus control {replaced} (it closes 4505)
  *                                                   │ was offline? → presence + gateway.online on the site
- *                                                   └ deliver held commands
+ *                                                   └ (the node then has Commands deliver what is held)
  *  any frame / pong ─▶ lastSeen; Presence.heartbeat + noteTraffic at most every ttl/3 (false → replaced: close)
  *  gateway.report ─▶ Presence.saveReport (agent, outbox, peers, clock skew) for the fleet API
  *  socket gone ─▶ Presence.release (if still ours) → presence + gateway.offline
@@ -22,7 +22,6 @@ import type { Bus } from '../ports/bus.js';
 import type { EventLog } from '../ports/event-log.js';
 import type { Presence } from '../ports/presence.js';
 import { CONTROL_CHANNEL, type ReplacedPayload, toBus } from './bus-messages.js';
-import type { Commands } from './commands.js';
 import type { ConnState, GatewayConn } from './connection.js';
 import type { Events } from './events.js';
 import type { NodeSettings } from './settings.js';
@@ -34,7 +33,6 @@ export interface GatewaysDeps {
   eventLog: EventLog;
   bus: Bus;
   events: Events;
-  commands: () => Commands;
   clock: Clock;
   metrics: RelayMetrics;
   logger: Logger;
@@ -99,7 +97,6 @@ export class Gateways {
     conn.send({ type: 'welcome', gateway, site, node: config.nodeId, acked });
     this.d.logger.info({ conn: conn.id, gateway, site, replaced: previous !== undefined }, 'gateway connected');
     if (!previous) await this.d.events.presenceChanged(site, gateway, true, since);
-    await this.d.commands().deliverHeld(gateway);
   }
 
   /** Traffic from the gateway proves it alive: extend its lease, at most every ttl/3. */
@@ -142,7 +139,6 @@ export class Gateways {
       this.d.metrics.gatewaysOnline.set(this.#byGateway.size);
     }
     await this.#releaseLease(conn);
-    await this.d.commands().linkClosed(conn);
   }
 
   async #releaseLease(conn: GatewayConn): Promise<void> {

@@ -138,7 +138,6 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       eventLog: ports.eventLog,
       bus: ports.bus,
       events: this.events,
-      commands: () => this.commands,
       clock,
       metrics,
       logger,
@@ -296,6 +295,8 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
         this.#d.metrics.connections.inc({ role: conn.endpoint });
         conn.metricRole = conn.endpoint;
       }
+      // Gateways and Commands do not call each other: the node sequences them (link up → deliver what is held).
+      if (conn instanceof GatewayConn && conn.isOpen) await this.commands.deliverHeld(conn.gateway);
       return;
     }
     if (!conn.isOpen) return;
@@ -370,9 +371,16 @@ export class RelayNode implements Omit<TransportHooks, 'http'> {
       this.sessions.closed(conn);
       return;
     }
-    const release = this.gateways.closed(conn).catch((err: unknown) => {
-      this.#d.logger.error({ err, gateway: conn.gateway }, 'releasing gateway presence failed; the lease will lapse');
-    });
+    const release = this.gateways
+      .closed(conn)
+      .catch((err: unknown) => {
+        this.#d.logger.error({ err, gateway: conn.gateway }, 'releasing gateway presence failed; the lease will lapse');
+      })
+      // Then its commands (held again for redelivery), even if the lease release failed.
+      .then(() => this.commands.linkClosed(conn))
+      .catch((err: unknown) => {
+        this.#d.logger.error({ err, gateway: conn.gateway }, 'holding a closed link’s commands again failed');
+      });
     // Shutdown waits for these so the offline news is published before the Bus closes.
     this.#releases.add(release);
     void release.finally(() => this.#releases.delete(release));
