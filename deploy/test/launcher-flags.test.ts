@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-function shebangFlags(): string[] {
-  const first = readFileSync(join(ROOT, 'relay', 'src', 'main.ts'), 'utf8').split('\n', 1)[0] ?? '';
+function shebangFlags(file: string = join(ROOT, 'relay', 'src', 'main.ts')): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
   const match = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first);
   return match?.[1] ? match[1].split(/\s+/) : [];
 }
@@ -29,6 +29,10 @@ function entrypointFlags(): string[] {
 describe('relay launcher Node flags', () => {
   it('the bin shebang sets a 1 MiB young-generation semi-space', () => {
     expect(shebangFlags()).toContain('--max-semi-space-size=1');
+  });
+
+  it('the committed bin shim (what `scanrelay-relay` runs) has the same shebang flags as main.ts', () => {
+    expect(shebangFlags(join(ROOT, 'relay', 'bin', 'scanrelay-relay.js'))).toEqual(shebangFlags());
   });
 
   it('the image ENTRYPOINT passes the same flags as the bin shebang', () => {

@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// Node flags: the same as relay/src/main.ts's shebang and the image ENTRYPOINT (deploy/test/launcher-flags.test.ts).
 // Committed launcher for `scanrelay-relay`: npm links a workspace's bin at install time only if its target exists,
 // and dist/ is built later, so the bin points here (always present) and this loads the build. Run it as
 // `npm exec --no-install -- scanrelay-relay` or node_modules/.bin/scanrelay-relay — never bare `npx scanrelay-relay`, which can fetch a
