@@ -160,8 +160,10 @@ describe('Storage SCP with dcmtk storescu', () => {
     const peak = await vm('VmHWM');
     const stored = join(state, 'objects', `${spec(9, MG_FOR_PRESENTATION).sopInstanceUid}.dcm`);
     expect((await stat(stored)).size).toBe(size);
-    // Bounded: the process grew by far less than the object (a buffered object would add ≥ 200 MB).
-    expect(peak - baseline).toBeLessThan(64 * 1024 * 1024);
+    // Bounded: the process grew by far less than the object (a buffered object would add ≥ 200 MB). Streaming
+    // measured 62–70 MiB of growth here on Node 24 (PDU buffers, write queue, young generation), so the bound
+    // sits between that and the buffered failure mode rather than at the edge of the measured figure.
+    expect(peak - baseline).toBeLessThan(112 * 1024 * 1024);
     console.log(
       `200 MB C-STORE: SCP RSS baseline ${(baseline / 2 ** 20).toFixed(0)} MiB, peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
     );
